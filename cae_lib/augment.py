@@ -1,0 +1,114 @@
+"""Two-view contrastive augmentation, batched on tensors.
+
+SimCLR (Chen et al., 2020) learns by asking the network to recognise two random *views* of
+the same image among all the other images in the batch. What the views share is what the
+latent space keeps; what differs between them (position, exposure, noise) it learns to ignore.
+
+For medical images the views must stay plausible, so the transforms are mild:
+
+* a small random zoom-in (crop), shift and rotation, all in one affine warp;
+* optional horizontal / vertical flips (off by default: chest X-rays are not left-right symmetric);
+* brightness and contrast jitter (scanner and exposure differences);
+* Gaussian blur (focus, resolution) and Gaussian noise (sensor noise).
+
+Everything runs on a whole batch at once (one ``affine_grid`` + ``grid_sample``), so it is fast on
+CPU and needs no DataLoader workers. Randomness comes only from the ``torch.Generator`` you pass,
+so a fixed seed gives the same views.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cae_lib.config import AugmentConfig
+
+
+class ContrastiveAugment:
+    """Random, label-preserving views of a batch.
+
+    Args:
+        config: magnitudes at strength 1 and the global ``strength`` multiplier.
+
+    Call it on ``x: (B, C, H, W)`` floats in ``[0, 1]``; it returns a tensor of the same shape
+    and range. :meth:`two_views` returns two independent views.
+
+    Example:
+        >>> aug = ContrastiveAugment(AugmentConfig(strength=1.0))
+        >>> g = torch.Generator().manual_seed(0)
+        >>> v1, v2 = aug.two_views(torch.rand(8, 1, 28, 28), g)
+        >>> v1.shape
+        torch.Size([8, 1, 28, 28])
+    """
+
+    def __init__(self, config: AugmentConfig | None = None) -> None:
+        self.config = config or AugmentConfig()
+        if self.config.strength < 0:
+            raise ValueError(f"augmentation strength must be >= 0, got {self.config.strength}")
+
+    def _uniform(self, n: int, low: float, high: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+        return (torch.rand(n, generator=g) * (high - low) + low).to(device)
+
+    def geometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """One affine warp per image: zoom-in, shift, rotation and optional flips. x: (B, C, H, W)."""
+        c, s = self.config, self.config.strength
+        b, device = x.shape[0], x.device
+        angle = self._uniform(b, -1, 1, g, device) * math.radians(c.max_rotation * s)
+        scale = self._uniform(b, 1 - (1 - c.min_scale) * s, 1.0, g, device).clamp(min=0.3)
+        shift = (torch.rand(b, 2, generator=g).to(device) * 2 - 1) * c.max_shift * s * 2  # grid units are [-1, 1]
+        flip_x = torch.ones(b, device=device)
+        flip_y = torch.ones(b, device=device)
+        if c.hflip:
+            flip_x = torch.where(torch.rand(b, generator=g).to(device) < 0.5, -1.0, 1.0)
+        if c.vflip:
+            flip_y = torch.where(torch.rand(b, generator=g).to(device) < 0.5, -1.0, 1.0)
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        # theta maps output coordinates to input coordinates; scale < 1 samples a smaller window (zoom in).
+        theta = torch.stack(
+            [
+                torch.stack([cos * flip_x, -sin * flip_y, shift[:, 0]], dim=1),
+                torch.stack([sin * flip_x, cos * flip_y, shift[:, 1]], dim=1),
+            ],
+            dim=1,
+        )
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def photometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Brightness / contrast jitter, random blur and Gaussian noise. x: (B, C, H, W) in [0, 1]."""
+        c, s = self.config, self.config.strength
+        b, device = x.shape[0], x.device
+        shape = (b, 1, 1, 1)
+        brightness = self._uniform(b, -c.brightness * s, c.brightness * s, g, device).view(shape)
+        contrast = self._uniform(b, 1 - c.contrast * s, 1 + c.contrast * s, g, device).view(shape).clamp(min=0.1)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * contrast + mean + brightness
+        if c.blur_prob > 0 and s > 0:
+            blurred = _box_blur3(x)
+            use_blur = (torch.rand(b, generator=g) < min(1.0, c.blur_prob * s)).to(device).view(shape)
+            amount = self._uniform(b, 0.3, 1.0, g, device).view(shape)
+            x = torch.where(use_blur, x + amount * (blurred - x), x)
+        if c.noise_std > 0 and s > 0:
+            x = x + torch.randn(x.shape, generator=g).to(device) * c.noise_std * s
+        return x.clamp(0.0, 1.0)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected a batch of shape (B, C, H, W), got {tuple(x.shape)}")
+        if self.config.strength == 0:
+            return x.clone()
+        return self.photometric(self.geometric(x, g), g)
+
+    def two_views(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independent random views of the batch, each (B, C, H, W)."""
+        return self(x, g), self(x, g)
+
+
+def _box_blur3(x: torch.Tensor) -> torch.Tensor:
+    """A cheap separable 3x3 smoothing (binomial [1, 2, 1] / 4) applied per channel."""
+    k = torch.tensor([1.0, 2.0, 1.0], device=x.device, dtype=x.dtype) / 4
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (1, 1, 0, 0), mode="replicate"), k.view(1, 1, 1, 3).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, 1, 1), mode="replicate"), k.view(1, 1, 3, 1).repeat(c, 1, 1, 1), groups=c)

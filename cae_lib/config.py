@@ -1,0 +1,187 @@
+"""Configuration dataclasses.
+
+Every default of the toolkit lives here, in one place (minGPT style). A :class:`CAEConfig` is
+saved as JSON next to every checkpoint and every results file, so each figure and number can be
+traced back to the exact settings that produced it.
+
+The loss weights make every ablation of the paper one config change:
+
+=====================  ===============  ===================  =========  =========
+model                  ``variant``      ``recon_weight``     ``contrastive_weight``  ``kl_weight``
+=====================  ===============  ===================  =========  =========
+plain AE               ``"ae"``         1                    0          0
+contrastive only       ``"ae"``         0                    1          0
+CAE (the default)      ``"ae"``         1                    1          0
+VAE                    ``"vae"``        1                    0          1
+contrastive VAE        ``"vae"``        1                    1          1
+=====================  ===============  ===================  =========  =========
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("ae", "vae")
+RECON_LOSSES = ("mse", "bce")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the encoder / decoder / projection head.
+
+    Attributes:
+        in_channels: 1 (grey) or 3 (RGB).
+        image_size: 28 or 64 (square images).
+        latent_dim: size L of the latent code z.
+        width: channels of the first convolution; later blocks use 2x and 4x this.
+        variant: ``"ae"`` (deterministic) or ``"vae"`` (mu, log-variance, reparameterisation).
+        proj_hidden_mult: the projection head is L -> mult*L -> mult*L -> L (the authors used 2).
+    """
+
+    in_channels: int = 1
+    image_size: int = 28
+    latent_dim: int = 32
+    width: int = 32
+    variant: str = "ae"
+    proj_hidden_mult: int = 2
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if self.image_size not in (28, 64):
+            raise ValueError(f"image_size must be 28 or 64, got {self.image_size}")
+        if self.latent_dim < 1 or self.width < 1:
+            raise ValueError("latent_dim and width must be positive")
+
+
+@dataclass
+class LossConfig:
+    """Weights of the combined objective ``recon_weight*recon + contrastive_weight*ntxent + kl_weight*KL``.
+
+    Attributes:
+        recon: ``"mse"`` or ``"bce"`` (pixel-wise, summed over pixels, averaged over the batch
+            is *not* used: both are averaged per pixel so the weights stay comparable).
+        temperature: NT-Xent temperature tau (SimCLR). Must be > 0.01.
+    """
+
+    recon: str = "mse"
+    recon_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    kl_weight: float = 0.0
+    temperature: float = 0.5
+
+    def validate(self) -> None:
+        if self.recon not in RECON_LOSSES:
+            raise ValueError(f"unknown reconstruction loss {self.recon!r}; choose one of {RECON_LOSSES}")
+        if min(self.recon_weight, self.contrastive_weight, self.kl_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+        if self.recon_weight + self.contrastive_weight == 0:
+            raise ValueError("recon_weight and contrastive_weight are both 0: nothing to learn")
+
+
+@dataclass
+class AugmentConfig:
+    """Strength of the two-view contrastive augmentation (see :mod:`cae_lib.augment`).
+
+    ``strength`` scales every magnitude at once: 0 gives identical views, 1 is the documented
+    default, 2 is aggressive. ``hflip``/``vflip`` default to off because chest X-rays are not
+    left-right symmetric (the heart is on the left); turn them on for cells or skin lesions.
+    """
+
+    strength: float = 1.0
+    max_rotation: float = 10.0  # degrees at strength 1
+    min_scale: float = 0.8  # random zoom-in / crop: scale in [min_scale, 1] at strength 1
+    max_shift: float = 0.08  # fraction of the image at strength 1
+    brightness: float = 0.2
+    contrast: float = 0.2
+    noise_std: float = 0.03
+    blur_prob: float = 0.3
+    hflip: bool = False
+    vflip: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``epochs`` default is sized to train in < 2 min on a 2-core CPU."""
+
+    epochs: int = 15
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    device: str = "auto"
+    early_stopping_patience: int | None = None
+    grad_clip: float | None = 5.0
+    amp: bool = False  # mixed precision; only used on CUDA
+
+
+@dataclass
+class CAEConfig:
+    """Everything needed to reproduce one training run."""
+
+    dataset: str = "pneumoniamnist"
+    size: int = 28
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "CAEConfig":
+        self.model.validate()
+        self.loss.validate()
+        if self.model.variant == "ae" and self.loss.kl_weight > 0:
+            raise ValueError("kl_weight > 0 needs variant='vae' (the plain AE has no KL term)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CAEConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys are {sorted(known)}")
+        return cls(
+            dataset=d.get("dataset", cls.dataset),
+            size=d.get("size", cls.size),
+            model=ModelConfig(**d.get("model", {})),
+            loss=LossConfig(**d.get("loss", {})),
+            augment=AugmentConfig(**d.get("augment", {})),
+            train=TrainConfig(**d.get("train", {})),
+        )
+
+    def to_json(self, path: str | Path) -> Path:
+        from cae_lib.utils import write_json
+
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "CAEConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def preset(name: str, **overrides: Any) -> CAEConfig:
+    """Return the config of a named ablation: ``"cae"``, ``"ae"``, ``"contrastive"``, ``"vae"``, ``"cvae"``."""
+    presets = {
+        "cae": dict(variant="ae", recon_weight=1.0, contrastive_weight=1.0, kl_weight=0.0),
+        "ae": dict(variant="ae", recon_weight=1.0, contrastive_weight=0.0, kl_weight=0.0),
+        "contrastive": dict(variant="ae", recon_weight=0.0, contrastive_weight=1.0, kl_weight=0.0),
+        "vae": dict(variant="vae", recon_weight=1.0, contrastive_weight=0.0, kl_weight=1.0),
+        "cvae": dict(variant="vae", recon_weight=1.0, contrastive_weight=1.0, kl_weight=1.0),
+    }
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+    p = presets[name]
+    cfg = CAEConfig(**{k: v for k, v in overrides.items() if k in ("dataset", "size")})
+    cfg.model.variant = p["variant"]
+    cfg.loss.recon_weight = p["recon_weight"]
+    cfg.loss.contrastive_weight = p["contrastive_weight"]
+    cfg.loss.kl_weight = p["kl_weight"]
+    return cfg

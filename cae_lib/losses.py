@@ -1,0 +1,160 @@
+"""Loss functions of the contrastive autoencoder, each documented with shapes and references.
+
+* :class:`NTXentLoss` - the normalised temperature-scaled cross-entropy of SimCLR
+  (Chen et al., 2020, arXiv 2002.05709, eq. 1).
+* :func:`reconstruction_loss` - pixel-wise MSE or binary cross-entropy.
+* :func:`kl_divergence` - KL(N(mu, sigma^2) || N(0, I)) in closed form
+  (Kingma & Welling, 2014, arXiv 1312.6114, Appendix B).
+* :class:`CAEObjective` - the weighted sum used for training (Ferrante et al., 2023), a callable
+  ``objective(model, batch, generator) -> (loss, logs)`` that the model-agnostic
+  :class:`~cae_lib.trainer.Trainer` optimises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cae_lib.augment import ContrastiveAugment
+from cae_lib.config import CAEConfig, LossConfig
+
+
+class NTXentLoss(nn.Module):
+    """NT-Xent (InfoNCE over the 2N views of a batch), SimCLR's contrastive loss.
+
+    For a batch of N images there are 2N views. Each view's *positive* is the other view of the
+    same image; the other 2N - 2 views are its negatives. With cosine similarity ``sim`` and
+    temperature ``tau``, the loss of view i whose positive is j is::
+
+        l(i, j) = -log( exp(sim(i, j) / tau) / sum_{k != i} exp(sim(i, k) / tau) )
+
+    averaged over all 2N views. At chance (all similarities equal) it is ``log(2N - 1)``; for
+    identical, perfectly aligned views with orthogonal images it reaches its minimum
+    ``-log(e^(1/tau) / (e^(1/tau) + 2N - 2))``.
+
+    Args:
+        temperature: tau > 0.01. Small tau sharpens the softmax; SimCLR used 0.5 for small batches.
+
+    Shapes:
+        z1, z2: (N, D) projections of the two views (they need not be normalised).
+        returns: a scalar tensor.
+
+    Raises:
+        ValueError: if the temperature is too small, or z1/z2 shapes differ or N < 2.
+
+    Example:
+        >>> loss_fn = NTXentLoss(temperature=0.5)
+        >>> loss = loss_fn(torch.randn(8, 16), torch.randn(8, 16))
+    """
+
+    def __init__(self, temperature: float = 0.5) -> None:
+        super().__init__()
+        if not temperature > 0.01:
+            raise ValueError(f"temperature must be > 0.01 (got {temperature}); values near 0 overflow the softmax")
+        self.temperature = float(temperature)
+
+    def similarity_logits(self, z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (logits (2N, 2N) with the diagonal masked to -inf, positive index (2N,))."""
+        if z1.shape != z2.shape or z1.dim() != 2:
+            raise ValueError(f"z1 and z2 must both be (N, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        n = z1.shape[0]
+        if n < 2:
+            raise ValueError("NT-Xent needs at least 2 images per batch (negatives come from the batch)")
+        z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)  # (2N, D), unit length
+        logits = z @ z.T / self.temperature  # cosine similarity / tau, (2N, 2N)
+        logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))  # a view is not its own negative
+        positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # view i's partner
+        return logits, positives
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        logits, positives = self.similarity_logits(z1, z2)
+        return F.cross_entropy(logits, positives)  # softmax over the 2N - 1 other views
+
+
+def positive_pair_accuracy(logits: torch.Tensor, positives: torch.Tensor, k: int = 1) -> float:
+    """Fraction of views whose positive partner ranks within the top ``k`` most similar views.
+
+    A student-friendly progress signal (UvA tutorial 17): chance is about k / (2N - 1).
+    """
+    k = min(k, logits.shape[1] - 1)
+    topk = logits.topk(k, dim=1).indices  # (2N, k)
+    return (topk == positives[:, None]).any(dim=1).float().mean().item()
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Mean per-pixel reconstruction error. x_hat, x: (B, C, H, W) in [0, 1] -> scalar."""
+    if kind == "mse":
+        return F.mse_loss(x_hat, x)
+    if kind == "bce":
+        return F.binary_cross_entropy(x_hat.clamp(1e-6, 1 - 1e-6), x)
+    raise ValueError(f"unknown reconstruction loss {kind!r}; choose 'mse' or 'bce'")
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dims.
+
+    Kingma & Welling (2014), Appendix B: ``-1/2 * sum(1 + log sigma^2 - mu^2 - sigma^2)``.
+
+    Shapes: mu, logvar (B, L) -> (B,).
+    """
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+class CAEObjective:
+    """The combined training objective of the contrastive autoencoder.
+
+    ``loss = recon_weight * recon + contrastive_weight * NT-Xent + kl_weight * KL / n_pixels``
+
+    Each image gives two augmented views; each view is encoded, reconstructed (the target is the
+    view itself) and projected; NT-Xent pulls the two projections together. The KL term (VAE only)
+    is divided by the number of pixels so that it sits on the same per-pixel scale as the
+    reconstruction term, which keeps ``kl_weight = 1`` a sensible default.
+
+    Call: ``objective(model, batch, generator) -> (loss, logs)`` where ``batch = (x, y)``,
+    ``x: (B, C, H, W)`` in [0, 1] (labels are ignored) and ``logs`` holds floats for each term and
+    the positive-pair top-1 / top-5 accuracy.
+    """
+
+    def __init__(self, loss: LossConfig, augment: ContrastiveAugment) -> None:
+        loss.validate()
+        self.cfg = loss
+        self.augment = augment
+        self.ntxent = NTXentLoss(loss.temperature)
+
+    @classmethod
+    def from_config(cls, cfg: CAEConfig) -> "CAEObjective":
+        return cls(cfg.loss, ContrastiveAugment(cfg.augment))
+
+    def __call__(self, model: nn.Module, batch: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        x = batch[0]
+        v1, v2 = self.augment.two_views(x, generator)
+        out = model(torch.cat([v1, v2], dim=0))  # one pass over both views keeps BatchNorm statistics shared
+        views = torch.cat([v1, v2], dim=0)
+        terms: dict[str, torch.Tensor] = {}
+        c = self.cfg
+        if c.recon_weight > 0:
+            terms["recon"] = reconstruction_loss(out.x_hat, views, c.recon)
+        if c.contrastive_weight > 0:
+            h1, h2 = out.h.chunk(2, dim=0)
+            logits, positives = self.ntxent.similarity_logits(h1, h2)
+            terms["contrastive"] = F.cross_entropy(logits, positives)
+        if c.kl_weight > 0:
+            if out.logvar is None:
+                raise ValueError("kl_weight > 0 but the model is not variational (variant='ae')")
+            terms["kl"] = kl_divergence(out.mu, out.logvar).mean() / views[0].numel()
+        weights = {"recon": c.recon_weight, "contrastive": c.contrastive_weight, "kl": c.kl_weight}
+        loss = sum(weights[name] * value for name, value in terms.items())
+        logs = {name: value.item() for name, value in terms.items()}
+        if "contrastive" in terms:
+            logs["top1"] = positive_pair_accuracy(logits.detach(), positives, 1)
+            logs["top5"] = positive_pair_accuracy(logits.detach(), positives, 5)
+        logs["loss"] = loss.item()
+        return loss, logs
+
+    @staticmethod
+    def chance_ntxent(batch_size: int) -> float:
+        """NT-Xent value when the model cannot tell views apart: log(2N - 1)."""
+        return math.log(2 * batch_size - 1)

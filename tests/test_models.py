@@ -1,0 +1,84 @@
+"""Shape contracts of the encoder, decoder and projection head, and of the augmentation."""
+
+import pytest
+import torch
+
+from cae_lib.augment import ContrastiveAugment
+from cae_lib.config import AugmentConfig, CAEConfig, ModelConfig, preset
+from cae_lib.models import ContrastiveAutoencoder, count_parameters
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [28, 64])
+@pytest.mark.parametrize("variant", ["ae", "vae"])
+def test_shapes(channels, size, variant):
+    model = ContrastiveAutoencoder(ModelConfig(in_channels=channels, image_size=size, latent_dim=12, width=8, variant=variant))
+    x = torch.rand(3, channels, size, size)
+    out = model(x)
+    assert out.x_hat.shape == x.shape
+    assert out.z.shape == out.mu.shape == out.h.shape == (3, 12)
+    assert (out.logvar is None) == (variant == "ae")
+    assert 0 <= out.x_hat.min() and out.x_hat.max() <= 1
+
+
+def test_vae_samples_in_train_mode_and_uses_mean_in_eval():
+    model = ContrastiveAutoencoder(ModelConfig(latent_dim=6, width=4, variant="vae"))
+    x = torch.rand(4, 1, 28, 28)
+    model.train()
+    out = model(x)
+    assert not torch.allclose(out.z, out.mu)
+    model.eval()
+    out = model(x)
+    assert torch.equal(out.z, out.mu)
+
+
+def test_default_model_is_small():
+    # The docs state the parameter count; keep them honest.
+    n = count_parameters(ContrastiveAutoencoder(CAEConfig().model))
+    assert 100_000 < n < 1_000_000
+
+
+@pytest.mark.parametrize("bad", [dict(variant="gan"), dict(in_channels=2), dict(image_size=32)])
+def test_invalid_model_config(bad):
+    with pytest.raises(ValueError):
+        ContrastiveAutoencoder(ModelConfig(**bad))
+
+
+def test_presets():
+    assert preset("ae").loss.contrastive_weight == 0
+    assert preset("contrastive").loss.recon_weight == 0
+    assert preset("vae").model.variant == "vae" and preset("vae").loss.kl_weight > 0
+    with pytest.raises(ValueError, match="choose one of"):
+        preset("simclr")
+
+
+def test_config_json_round_trip(tmp_path):
+    cfg = preset("cvae", dataset="breastmnist")
+    cfg.train.epochs = 3
+    path = cfg.to_json(tmp_path / "c.json")
+    assert CAEConfig.from_json(path) == cfg
+    with pytest.raises(ValueError, match="unknown config keys"):
+        CAEConfig.from_dict({"datset": "x"})
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augment_shapes_range_and_seed(channels):
+    aug = ContrastiveAugment(AugmentConfig(strength=1.0, hflip=True))
+    x = torch.rand(5, channels, 28, 28)
+    a1, b1 = aug.two_views(x, torch.Generator().manual_seed(1))
+    a2, b2 = aug.two_views(x, torch.Generator().manual_seed(1))
+    assert a1.shape == x.shape and 0 <= a1.min() and a1.max() <= 1
+    assert torch.equal(a1, a2) and torch.equal(b1, b2)  # same seed, same views
+    assert not torch.allclose(a1, b1)  # two different views
+
+
+def test_augment_strength_zero_is_identity_and_strength_scales_change():
+    x = torch.rand(16, 1, 28, 28)
+    assert torch.equal(ContrastiveAugment(AugmentConfig(strength=0))(x, torch.Generator()), x)
+    diffs = []
+    for s in (0.25, 1.0, 2.0):
+        v = ContrastiveAugment(AugmentConfig(strength=s))(x, torch.Generator().manual_seed(0))
+        diffs.append((v - x).abs().mean().item())
+    assert diffs[0] < diffs[1] < diffs[2]
+    with pytest.raises(ValueError, match="strength"):
+        ContrastiveAugment(AugmentConfig(strength=-1))

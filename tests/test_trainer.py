@@ -1,0 +1,145 @@
+"""The training loop, checkpoints, resumption and embedding extraction."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cae_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cae_lib.config import CAEConfig, ModelConfig, TrainConfig
+from cae_lib.embed import embed
+from cae_lib.losses import CAEObjective
+from cae_lib.models import ContrastiveAutoencoder
+from cae_lib.trainer import ImageBatches, Trainer, TrainingDiverged
+
+
+def tiny_config(epochs: int = 2) -> CAEConfig:
+    cfg = CAEConfig(dataset="synthetic")
+    cfg.model = ModelConfig(latent_dim=8, width=4)
+    cfg.train = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, seed=3, device="cpu")
+    return cfg
+
+
+def tiny_data(n: int = 48, seed: int = 0) -> ImageBatches:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = (rng.random((n, 28, 28)) * 80 + labels[:, None, None] * 120).astype(np.uint8)
+    return ImageBatches(images, labels)
+
+
+def make_trainer(cfg: CAEConfig, **kw) -> Trainer:
+    torch.manual_seed(cfg.train.seed)
+    model = ContrastiveAutoencoder(cfg.model)
+    return Trainer(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, progress=False, **kw)
+
+
+def test_image_batches_keep_uint8_and_convert_per_batch():
+    data = tiny_data()
+    assert data.images.dtype == torch.uint8 and data.images.shape == (48, 1, 28, 28)
+    x, y = data.get_batch(torch.tensor([0, 5]))
+    assert x.dtype == torch.float32 and x.shape == (2, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    rgb = ImageBatches(np.zeros((4, 28, 28, 3), np.uint8), np.zeros(4))
+    assert rgb.images.shape == (4, 3, 28, 28)
+
+
+def test_history_has_every_term_and_training_learns():
+    cfg = tiny_config(epochs=4)
+    trainer = make_trainer(cfg, val_data=tiny_data(32, seed=1))
+    history = trainer.fit()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    for key in ("loss", "recon", "contrastive", "top1", "top5", "val_loss", "images_per_sec"):
+        assert key in history[-1]
+    assert history[-1]["recon"] < history[0]["recon"]
+
+
+def test_same_seed_same_run():
+    h1 = make_trainer(tiny_config()).fit()
+    h2 = make_trainer(tiny_config()).fit()
+    assert [h["loss"] for h in h1] == [h["loss"] for h in h2]
+
+
+def test_callbacks_and_early_stopping():
+    cfg = tiny_config(epochs=10)
+    cfg.train.early_stopping_patience = 1
+    cfg.train.lr = 0.0  # nothing improves, so it stops after patience + 1 epochs
+    seen = []
+    trainer = make_trainer(cfg, val_data=tiny_data(32, seed=1), callbacks=[lambda t, logs: seen.append(logs["epoch"])])
+    history = trainer.fit()
+    assert len(history) == 2 and seen == [1, 2]
+
+
+def test_nan_loss_stops_with_a_clear_message():
+    cfg = tiny_config()
+
+    def bad_objective(model, batch, g):
+        loss, logs = CAEObjective.from_config(cfg)(model, batch, g)
+        logs["recon"] = float("nan")
+        return loss * float("nan"), logs
+
+    trainer = Trainer(ContrastiveAutoencoder(cfg.model), bad_objective, tiny_data(), cfg.train, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 0.*recon"):
+        trainer.fit()
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    cfg = tiny_config()
+    trainer = make_trainer(cfg)
+    history = trainer.fit()
+    path = save_checkpoint(tmp_path / "m.pt", trainer.model, cfg, history)
+    assert json.loads(path.with_suffix(".json").read_text())["config"] == cfg.to_dict()
+    model, cfg2, payload = load_checkpoint(path, expected_dataset="synthetic")
+    x = torch.rand(5, 1, 28, 28)
+    trainer.model.eval()
+    assert torch.equal(model(x).x_hat, trainer.model(x).x_hat)
+    assert cfg2 == cfg and payload["history"] == history and payload["version"]
+
+
+def test_checkpoint_errors(tmp_path):
+    cfg = tiny_config()
+    path = save_checkpoint(tmp_path / "m.pt", ContrastiveAutoencoder(cfg.model), cfg)
+    with pytest.raises(CheckpointError, match="trained on 'synthetic', not 'breastmnist'"):
+        load_checkpoint(path, expected_dataset="breastmnist")
+    other = tiny_config()
+    other.model.latent_dim = 16
+    with pytest.raises(CheckpointError, match="architecture"):
+        load_checkpoint(path, expected_config=other)
+    (tmp_path / "broken.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    full = make_trainer(tiny_config(epochs=4))
+    full_history = full.fit()
+
+    first = make_trainer(tiny_config(epochs=2))
+    first.fit()  # "interrupted" after 2 of 4 epochs
+    path = save_checkpoint(tmp_path / "m.pt", first.model, tiny_config(epochs=2), first.state.history, first.state_dict())
+
+    model, _, payload = load_checkpoint(path)
+    resumed = Trainer(model, CAEObjective.from_config(tiny_config()), tiny_data(), tiny_config(epochs=4).train, progress=False)
+    resumed.load_state_dict(payload["trainer_state"])
+    resumed_history = resumed.fit()
+    assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in full_history], rel=1e-6)
+    for a, b in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_embed_uses_eval_mode_and_restores_it():
+    cfg = tiny_config()
+    model = ContrastiveAutoencoder(cfg.model)
+    images = np.random.default_rng(0).integers(0, 255, (10, 28, 28)).astype(np.uint8)
+    model.train()
+    z_all = embed(model, images, batch_size=10)
+    z_split = np.concatenate([embed(model, images[:3], batch_size=3), embed(model, images[3:], batch_size=7)])
+    # In train mode BatchNorm would use batch statistics and the codes would depend on the batching.
+    np.testing.assert_allclose(z_all, z_split, rtol=1e-5, atol=1e-6)
+    assert model.training  # put back as it was
+    assert embed(model, images, space="projection").shape == (10, cfg.model.latent_dim)
+    with torch.no_grad():
+        model.train()
+        mu_train, _ = model.encode(torch.from_numpy(images).float().div(255).unsqueeze(1))
+    assert not np.allclose(mu_train.numpy(), z_all, atol=1e-4)  # the bug the test guards against is real
