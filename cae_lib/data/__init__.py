@@ -1,0 +1,64 @@
+"""Datasets for cae-lib: MedMNIST 2D, the offline ``digits``, and your own folder or .npz.
+
+Start here:
+
+- :func:`load_dataset` ``(name, split="train", size=28, data_dir=None, download=True, fallback=None)``
+  -> :class:`ImageData` (uint8 images in MedMNIST layout, int64 labels, ``.to_tensor()``).
+- :func:`make_loader` ``(data, batch_size=256, shuffle=True, seed=0)`` -> batches
+  ``(x (B, C, H, W) float in [0, 1], y (B,) long)``.
+- :func:`list_datasets` / :func:`format_dataset_table`: what exists and what is on disk.
+- :func:`summarize` / :func:`class_balance`: class counts and the majority-class floor.
+- :func:`save_npz`: write images (e.g. generated samples) in MedMNIST layout, loadable by ``load_dataset(path)``.
+
+Where the files live: ``data_dir`` argument, else ``$CAE_DATA_DIR``, else ``~/.cache/cae_lib/medmnist``
+(:func:`resolve_data_dir`). Downloads time out, go to a ``.part`` file, are MD5-checked and then renamed
+atomically (:mod:`cae_lib.data.download`). Nothing happens at import time.
+
+Modules: ``registry`` (what each dataset is), ``download`` (files on disk and on the network),
+``custom`` (npz / folder reading and writing), ``loading`` (``ImageData``, ``load_dataset``),
+``loader`` (batches), ``summary`` (tables and statistics), ``errors``.
+"""
+
+from cae_lib.data.custom import save_npz, stratified_split, to_medmnist_layout
+from cae_lib.data.download import download_file, ensure_file, md5sum, resolve_data_dir
+from cae_lib.data.errors import (
+    ChecksumError,
+    CorruptFileError,
+    DatasetFallbackWarning,
+    DatasetUnavailableError,
+    DownloadError,
+)
+from cae_lib.data.loader import BatchLoader, make_loader
+from cae_lib.data.loading import ImageData, load_dataset, load_digits_split, load_labels, load_raw
+from cae_lib.data.registry import SPLITS, DatasetInfo, dataset_names, get_info
+from cae_lib.data.summary import class_balance, format_dataset_table, list_datasets, summarize
+
+__all__ = [
+    "SPLITS",
+    "BatchLoader",
+    "ChecksumError",
+    "CorruptFileError",
+    "DatasetFallbackWarning",
+    "DatasetInfo",
+    "DatasetUnavailableError",
+    "DownloadError",
+    "ImageData",
+    "class_balance",
+    "dataset_names",
+    "download_file",
+    "ensure_file",
+    "format_dataset_table",
+    "get_info",
+    "list_datasets",
+    "load_dataset",
+    "load_digits_split",
+    "load_labels",
+    "load_raw",
+    "make_loader",
+    "md5sum",
+    "resolve_data_dir",
+    "save_npz",
+    "stratified_split",
+    "summarize",
+    "to_medmnist_layout",
+]
