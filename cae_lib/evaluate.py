@@ -1,0 +1,216 @@
+"""Evaluate a trained model the way the evaluation protocol asks (see ``shared/GUIDE.md``).
+
+Unsupervised (labels only used to *score*):
+    k-means with k = number of classes, fitted on the train split's codes and applied to the
+    official test split (which features it clusters, z or the projection h, and how they are
+    normalised is chosen on the val split: :func:`select_clustering`); Hungarian-matched accuracy, NMI, ARI, silhouette; the paper's
+    majority-vote accuracy at its K (labelled with K); the majority-class floor beside it all.
+Frozen-feature probes (labels used to *train a probe*, never the encoder):
+    kNN (k = 10, cosine) and a logistic-regression linear probe, trained on train, scored on test.
+
+Every number is on the official test split unless its key starts with ``val_`` (the validation
+split, used for model selection so that nothing is tuned on test).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cae_lib.cluster import LatentClusterer
+from cae_lib.data import load_dataset
+from cae_lib.embed import embed
+from cae_lib.metrics import clustering_metrics, hungarian_accuracy, majority_class_floor, majority_vote_accuracy
+from cae_lib.probes import knn_accuracy, linear_probe
+from cae_lib.utils import write_json
+
+
+@dataclass
+class EvalConfig:
+    """How latents are clustered and probed.
+
+    Attributes:
+        spaces: which features k-means may cluster: the latent code z (``"latent"``) and, for
+            models with a trained contrastive head, its projection h = g(z) (``"projection"``).
+        preprocesses: what may be applied before k-means: ``None``, ``"l2"`` (unit sphere, the
+            geometry NT-Xent trains) or ``"standardize"``.
+            Every (space, preprocess) pair is fitted on the train split and the one with the best
+            Hungarian accuracy on the **validation** split is used for the test numbers, so the
+            choice is made without looking at the test labels. The choice is reported.
+        method: ``"kmeans"``, ``"gmm"`` or ``"agglomerative"``.
+        knn_k: neighbours of the kNN probe (stated with every kNN number).
+        paper_k: the K at which the paper reports majority-vote accuracy (their elbow, 7).
+    """
+
+    spaces: tuple[str, ...] = ("latent", "projection")
+    preprocesses: tuple[str | None, ...] = (None, "l2", "standardize")
+    method: str = "kmeans"
+    knn_k: int = 10
+    knn_metric: str = "cosine"
+    paper_k: int = 7
+
+
+def select_clustering(
+    features: dict[str, dict[str, np.ndarray]],
+    y_val: np.ndarray,
+    n_classes: int,
+    config: EvalConfig,
+    seed: int = 0,
+) -> tuple[str, str | None, LatentClusterer, dict[str, float]]:
+    """Pick the (space, preprocess) whose k-means (fitted on train) scores best on the val split.
+
+    Args:
+        features: ``{space: {"train": (N, D), "val": (M, D), ...}}``.
+
+    Returns:
+        ``(space, preprocess, fitted clusterer, {"space/preprocess": val Hungarian accuracy})``.
+    """
+    scores: dict[str, float] = {}
+    best: tuple[float, str, str | None, LatentClusterer] | None = None
+    for space, feats in features.items():
+        for pre in config.preprocesses:
+            clusterer = LatentClusterer(n_classes, config.method, pre, seed=seed).fit(feats["train"])
+            acc = hungarian_accuracy(y_val, clusterer.predict(feats["val"]))
+            scores[f"{space}/{pre or 'none'}"] = acc
+            if best is None or acc > best[0] + 1e-12:
+                best = (acc, space, pre, clusterer)
+    assert best is not None, "no clustering candidates"
+    return best[1], best[2], best[3], scores
+
+
+def evaluate_embeddings(
+    z: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    cluster_features: dict[str, dict[str, np.ndarray]] | None = None,
+    config: EvalConfig | None = None,
+    seed: int = 0,
+    assignments: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """All metrics from precomputed embeddings.
+
+    Args:
+        z: ``{"train", "val", "test"}`` -> (N, D) features for the probes (the latent code).
+        y: the same keys -> (N,) labels.
+        cluster_features: ``{space: {split: (N, D)}}`` candidates for clustering (default
+            ``{"latent": z}``); see :func:`select_clustering`.
+        assignments: if a dict is given, it receives ``test_clusters`` (M,), ``clusterer`` and
+            ``features`` (the chosen test features), for plots.
+
+    Returns:
+        A flat dict; see the module docstring.
+    """
+    cfg = config or EvalConfig()
+    features = cluster_features or {"latent": z}
+    n_classes = len(np.unique(y["train"]))
+    space, pre, clusterer, val_scores = select_clustering(features, y["val"], n_classes, cfg, seed)
+    test_clusters = clusterer.predict(features[space]["test"])
+    if assignments is not None:
+        assignments.update(test_clusters=test_clusters, clusterer=clusterer, features=features[space])
+    out: dict[str, Any] = {"n_classes": n_classes, "n_train": len(y["train"]), "n_test": len(y["test"])}
+    m = clustering_metrics(y["test"], test_clusters, z=clusterer.transform(features[space]["test"]), seed=seed)
+    out.update({k: m[k] for k in ("hungarian_acc", "nmi", "ari", "silhouette")})
+    out["majority_floor"] = majority_class_floor(y["test"])
+    out["cluster_features"] = f"{space}/{pre or 'none'}"
+    out["val_hungarian_acc"] = val_scores[out["cluster_features"]]
+    out["val_hungarian_by_features"] = val_scores
+    paper = LatentClusterer(cfg.paper_k, cfg.method, pre, seed=seed).fit(features[space]["train"])
+    out[f"majority_vote_acc_k{cfg.paper_k}"] = majority_vote_accuracy(y["test"], paper.predict(features[space]["test"]))
+    out["paper_k"] = cfg.paper_k
+    out["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"], k=cfg.knn_k, metric=cfg.knn_metric)
+    out["knn_k"] = cfg.knn_k
+    probe = linear_probe(z["train"], y["train"], z["test"], y["test"], seed=seed)
+    out["linear_acc"] = probe["accuracy"]
+    out["linear_balanced_acc"] = probe["balanced_acc"]
+    if probe["auc"] is not None:
+        out["linear_auc"] = probe["auc"]
+    return out
+
+
+def load_splits(dataset: str, data_dir: str | Path | None = None, size: int = 28) -> dict[str, Any]:
+    """The train, val and test splits of ``dataset`` as ImageData objects."""
+    return {s: load_dataset(dataset, split=s, size=size, data_dir=data_dir) for s in ("train", "val", "test")}
+
+
+def evaluate_model(
+    model: Any,
+    splits: dict[str, Any],
+    config: EvalConfig | None = None,
+    seed: int = 0,
+    has_projection: bool = True,
+    assignments: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Embed every split (eval mode, no grad) and compute :func:`evaluate_embeddings`.
+
+    ``has_projection=False`` (models trained without the contrastive term, whose projection head
+    is untrained) restricts clustering to the latent code.
+    """
+    cfg = config or EvalConfig()
+    t0 = time.perf_counter()
+    z = {s: embed(model, d, space="latent") for s, d in splits.items()}
+    embed_seconds = time.perf_counter() - t0
+    features = {"latent": z}
+    if "projection" in cfg.spaces and has_projection:
+        features["projection"] = {s: embed(model, d, space="projection") for s, d in splits.items()}
+    y = {s: np.asarray(d.labels) for s, d in splits.items()}
+    out = evaluate_embeddings(z, y, features, cfg, seed=seed, assignments=assignments)
+    if assignments is not None:
+        assignments["z"] = z
+    out["embed_images_per_sec"] = sum(len(d.labels) for d in splits.values()) / max(embed_seconds, 1e-9)
+    out["eval_config"] = asdict(cfg)
+    return out
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    json_path: str | Path | None = None,
+    config: EvalConfig | None = None,
+) -> dict[str, Any]:
+    """Load a checkpoint, evaluate it on its dataset (or ``dataset``), optionally write JSON.
+
+    The JSON holds the metrics, the checkpoint's training config and the evaluation config, so
+    the numbers can be traced to their settings.
+    """
+    from cae_lib.checkpoint import load_checkpoint
+
+    model, train_cfg, payload = load_checkpoint(checkpoint, expected_dataset=dataset)
+    splits = load_splits(train_cfg.dataset, data_dir, train_cfg.size)
+    result = evaluate_model(model, splits, config, seed=seed, has_projection=train_cfg.loss.contrastive_weight > 0)
+    result.update(
+        dataset=train_cfg.dataset,
+        checkpoint=str(checkpoint),
+        seed=seed,
+        train_config=train_cfg.to_dict(),
+        train_seconds=payload.get("extra", {}).get("train_seconds"),
+    )
+    if json_path:
+        write_json(json_path, result)
+    return result
+
+
+HEADLINE = [
+    ("hungarian_acc", "Hungarian acc (k-means, k = #classes)"),
+    ("nmi", "NMI"),
+    ("ari", "ARI"),
+    ("knn_acc", "kNN acc"),
+    ("linear_acc", "linear-probe acc"),
+    ("majority_floor", "majority-class floor"),
+]
+
+
+def format_metrics(result: dict[str, Any]) -> str:
+    """A small Markdown table of the headline metrics of one evaluation."""
+    lines = [f"| metric ({result.get('dataset', '')}, test split, n = {result['n_test']}) | value |", "|---|---|"]
+    for key, name in HEADLINE:
+        if key == "knn_acc":
+            name = f"kNN acc (k = {result['knn_k']})"
+        lines.append(f"| {name} | {result[key]:.3f} |")
+    k = result["paper_k"]
+    lines.append(f"| majority-vote acc at K = {k} (paper's metric, rises with K) | {result[f'majority_vote_acc_k{k}']:.3f} |")
+    return "\n".join(lines)
