@@ -16,7 +16,7 @@ Layout (28 px input, ``width = w``; at 64 px one more stride-2 block is added)::
       Linear(L -> 2L) + BatchNorm + ReLU, Linear(2L -> 2L) + BatchNorm + ReLU, Linear(2L -> L)
 
 BatchNorm sits between every convolution and its ReLU; the latent layer has none, so the code is
-free to take any scale. With the defaults (L = 32, w = 32) the model has about 0.33 M parameters
+free to take any scale. With the defaults (L = 32, w = 16) the model has about 0.29 M parameters
 (see :func:`count_parameters`), small enough to train in about a minute on two CPU cores.
 
 The contrastive loss acts on the projection ``h = g(z)``, the reconstruction on ``decoder(z)``,
