@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = history[-1] if history else {}
     seconds = sum(h.get("seconds", 0.0) for h in history)
     terms = ", ".join(f"{k} {last[k]:.4f}" for k in ("recon", "contrastive", "kl", "top1", "val_loss") if k in last)
-    print(f"trained {cfg.model.variant.upper()} on {cfg.dataset} for {len(history)} epochs in {seconds:.1f} s ({terms})")
+    print(f"trained {cfg.model_name} on {cfg.dataset} for {len(history)} epochs in {seconds:.1f} s ({terms})")
     print(f"checkpoint: {path}  (config: {path.with_suffix('.json')})" if path else "checkpoint: not saved (no --out)")
     return 0
 

@@ -144,6 +144,14 @@ class CAEConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def model_name(self) -> str:
+        """Which ablation this is: "CAE", "AE", "contrastive-only", "VAE" or "contrastive VAE"."""
+        contrastive, recon = self.loss.contrastive_weight > 0, self.loss.recon_weight > 0
+        if self.model.variant == "vae":
+            return "contrastive VAE" if contrastive else "VAE"
+        return "CAE" if contrastive and recon else ("contrastive-only" if contrastive else "AE")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CAEConfig":
         known = {f.name for f in dataclasses.fields(cls)}

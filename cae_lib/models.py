@@ -149,6 +149,8 @@ class ContrastiveAutoencoder(nn.Module):
         self.encoder = Encoder(self.cfg)
         self.decoder = Decoder(self.cfg, self.encoder.backbone.out_shape)
         self.projector = ProjectionHead(self.cfg.latent_dim, self.cfg.proj_hidden_mult)
+        # NHWC ("channels last") layout: the same numbers, ~30 % faster convolutions on CPU (oneDNN).
+        self.to(memory_format=torch.channels_last)
 
     @property
     def is_variational(self) -> bool:
@@ -156,7 +158,7 @@ class ContrastiveAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, H, W) -> (mu (B, L), logvar (B, L) or None)."""
-        return self.encoder(x)
+        return self.encoder(x.contiguous(memory_format=torch.channels_last))
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         if logvar is None or not self.training:
