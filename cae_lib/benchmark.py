@@ -19,8 +19,9 @@ row                           what it is
 Each (method, seed) runs in a fresh Python process so that its peak memory is its own. The
 results go to ``OUT/<dataset>_benchmark.json`` (every run: settings, metrics, seconds, peak
 memory), ``OUT/<dataset>_benchmark.md`` (mean ± sd table) and ``OUT/<dataset>_benchmark.png``.
-The label-efficiency experiment (linear probe on CAE codes vs the same-backbone supervised model,
-with 1 %, 10 % and 100 % of the train labels) goes to ``OUT/<dataset>_label_efficiency.*``.
+The label-efficiency experiment (class-balanced linear probe on each CAE seed's codes vs the
+same-backbone supervised model, both with 1 %, 10 % and 100 % of the train labels) is part of the
+``cae`` and ``same_backbone`` runs and is plotted in ``OUT/<dataset>_label_efficiency.png``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def run_one(method: str, dataset: str, seed: int, data_dir: str | None = None, e
         history = trainer.fit()
         train_seconds = time.perf_counter() - t0
         result.update(evaluate_model(trainer.model, splits, seed=seed, has_projection=cfg.loss.contrastive_weight > 0))
+        if method == "cae":
+            result["label_efficiency"] = _probe_label_efficiency(trainer.model, splits, seed)
         result["train_seconds"] = train_seconds
         result["train_images_per_sec"] = len(splits["train"]) * len(history) / train_seconds
         result["settings"] = cfg.to_dict()
@@ -107,6 +110,9 @@ def run_one(method: str, dataset: str, seed: int, data_dir: str | None = None, e
         result["method"] = f"{res['method']}, all labels" if method == "resnet18" else METHODS[method]
         result["supervised_acc"] = res["accuracy"]
         result["settings"] = scfg.to_dict()
+        result.pop("history", None)
+        if method == "same_backbone":
+            result["label_efficiency"] = _supervised_label_efficiency(splits, seed, scfg, res["accuracy"], progress)
     result["seconds"] = time.perf_counter() - t0
     result["peak_memory_mb"] = peak_memory_mb()
     return result
@@ -127,38 +133,54 @@ def run_one_isolated(method: str, dataset: str, seed: int, data_dir: str | None,
         return json.loads(out.read_text())
 
 
-def label_efficiency(dataset: str, seeds: int, data_dir: str | None = None, epochs: int | None = None, fractions: Sequence[float] = LABEL_FRACTIONS, progress: bool = False) -> dict[str, Any]:
-    """Linear probe on CAE codes vs the same-backbone supervised model, trained on a fraction of the labels.
-
-    For each seed a CAE is trained without labels; then both the probe and the supervised model
-    see the same stratified label subset (:func:`cae_lib.probes.label_subset`). Scored on test.
-    """
-    from cae_lib.baselines import SupervisedConfig, run_baseline
-    from cae_lib.config import preset
+def _probe_label_efficiency(model: Any, splits: dict[str, Any], seed: int) -> dict[str, float]:
+    """Class-balanced linear probe on frozen CAE codes, trained on a stratified fraction of the train labels."""
     from cae_lib.embed import embed
-    from cae_lib.evaluate import load_splits
-    from cae_lib.experiment import build_trainer, config_for_data
     from cae_lib.probes import label_subset, linear_probe
 
-    splits = load_splits(dataset, data_dir)
-    runs = []
-    for seed in range(seeds):
-        cfg = config_for_data(preset("cae", dataset=dataset), splits["train"])
-        cfg.train.seed = seed
-        if epochs is not None:
-            cfg.train.epochs = epochs
-        trainer = build_trainer(cfg, splits["train"], progress=progress)
-        trainer.fit()
-        z_train, z_test = embed(trainer.model, splits["train"]), embed(trainer.model, splits["test"])
-        for fraction in fractions:
-            idx = label_subset(splits["train"].labels, fraction, seed=seed)
-            probe = linear_probe(z_train[idx], splits["train"].labels[idx], z_test, splits["test"].labels, seed=seed)
-            sup = run_baseline("same_backbone", splits["train"], splits["val"], splits["test"], SupervisedConfig.for_model("same_backbone", seed=seed), label_indices=idx, progress=progress)
-            runs.append({"seed": seed, "fraction": fraction, "n_labels": int(len(idx)), "cae_linear_probe": probe["accuracy"], "same_backbone_supervised": sup["accuracy"]})
+    z_train, z_test = embed(model, splits["train"]), embed(model, splits["test"])
+    out = {}
+    for fraction in LABEL_FRACTIONS:
+        idx = label_subset(splits["train"].labels, fraction, seed=seed)
+        probe = linear_probe(z_train[idx], splits["train"].labels[idx], z_test, splits["test"].labels, seed=seed, class_weight="balanced")
+        out[str(fraction)] = probe["accuracy"]
+    return out
+
+
+def _supervised_label_efficiency(splits: dict[str, Any], seed: int, full_cfg: Any, full_acc: float, progress: bool) -> dict[str, float]:
+    """The same-backbone classifier trained on the same label fractions, with the full run's number of steps (capped)."""
+    import dataclasses
+    import math
+
+    from cae_lib.baselines import run_baseline
+    from cae_lib.probes import label_subset
+
+    n_full = len(splits["train"])
+    full_steps = full_cfg.epochs * math.ceil(n_full / full_cfg.batch_size)
+    out = {"1.0": full_acc}
+    for fraction in LABEL_FRACTIONS:
+        if fraction >= 1.0:
+            continue
+        idx = label_subset(splits["train"].labels, fraction, seed=seed)
+        epochs = min(200, math.ceil(full_steps / math.ceil(len(idx) / full_cfg.batch_size)))
+        cfg = dataclasses.replace(full_cfg, epochs=epochs)
+        res = run_baseline("same_backbone", splits["train"], splits["val"], splits["test"], cfg, label_indices=idx, progress=progress)
+        out[str(fraction)] = res["accuracy"]
+    return out
+
+
+def label_efficiency_curves(runs: list[dict[str, Any]]) -> dict[str, dict[float, tuple[float, float]]]:
+    """Mean and sd over seeds of the label-efficiency numbers stored in the CAE and same-backbone runs."""
     curves: dict[str, dict[float, tuple[float, float]]] = {}
-    for key, name in (("cae_linear_probe", "CAE codes + linear probe"), ("same_backbone_supervised", "Same-backbone supervised")):
-        curves[name] = {f: (float(np.mean([r[key] for r in runs if r["fraction"] == f])), float(np.std([r[key] for r in runs if r["fraction"] == f], ddof=1)) if seeds > 1 else 0.0) for f in fractions}
-    return {"runs": runs, "curves": curves, "majority_floor": float(np.bincount(splits["test"].labels).max() / len(splits["test"].labels))}
+    for key, name in (("cae", "CAE codes + linear probe (balanced)"), ("same_backbone", "Same-backbone supervised")):
+        group = [r["label_efficiency"] for r in runs if r["key"] == key and "label_efficiency" in r]
+        if not group:
+            continue
+        curves[name] = {}
+        for f in LABEL_FRACTIONS:
+            vals = [g[str(f)] for g in group]
+            curves[name][f] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0)
+    return curves
 
 
 def summarize_runs(runs: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
@@ -177,7 +199,7 @@ def summarize_runs(runs: list[dict[str, Any]], metrics: Sequence[str]) -> list[d
     return rows
 
 
-TABLE_METRICS = ["hungarian_acc", "nmi", "ari", "knn_acc", "linear_acc", "majority_vote_acc_k7", "supervised_acc", "seconds", "peak_memory_mb"]
+TABLE_METRICS = ["hungarian_acc", "nmi", "ari", "knn_acc", "linear_acc", "linear_unweighted_acc", "majority_vote_acc_k7", "supervised_acc", "seconds", "peak_memory_mb"]
 
 
 def markdown_table(rows: list[dict[str, Any]], floor: float, dataset: str, n_test: int, seeds: int) -> str:
@@ -187,19 +209,19 @@ def markdown_table(rows: list[dict[str, Any]], floor: float, dataset: str, n_tes
             return "–"
         return f"{row[f'{m}_mean']:.{digits}f} ± {row[f'{m}_sd']:.{digits}f}"
 
-    head = ("| method | Hungarian acc (k = #classes) | NMI | ARI | kNN acc (k = 10) | linear probe | majority-vote acc (K = 7) "
-            "| supervised test acc | seconds | peak MB |")
+    head = ("| method | Hungarian acc (k = #classes) | NMI | ARI | kNN acc (k = 10) | linear probe (balanced) | linear probe (unweighted) "
+            "| majority-vote acc (K = 7) | supervised test acc | seconds | peak MB |")
     lines = [
         f"**{dataset}**, official test split (n = {n_test}), mean ± sd over {seeds} seeds. "
         f"Majority-class floor: **{floor:.3f}**.",
         "",
         head,
-        "|" + "---|" * 10,
+        "|" + "---|" * 11,
     ]
     for row in rows:
         lines.append(
             f"| {row['method']} | {cell(row, 'hungarian_acc')} | {cell(row, 'nmi')} | {cell(row, 'ari')} | {cell(row, 'knn_acc')} "
-            f"| {cell(row, 'linear_acc')} | {cell(row, 'majority_vote_acc_k7')} | {cell(row, 'supervised_acc')} "
+            f"| {cell(row, 'linear_acc')} | {cell(row, 'linear_unweighted_acc')} | {cell(row, 'majority_vote_acc_k7')} | {cell(row, 'supervised_acc')} "
             f"| {cell(row, 'seconds', 0)} | {cell(row, 'peak_memory_mb', 0)} |"
         )
     return "\n".join(lines)
@@ -223,7 +245,6 @@ def run_benchmark(
     methods: Sequence[str] | None = None,
     epochs: int | None = None,
     progress: bool = True,
-    label_efficiency_curve: bool = True,
 ) -> dict[str, Any]:
     """Run the table and write JSON, Markdown and PNG files under ``out``; return the summary."""
     import matplotlib
@@ -259,15 +280,17 @@ def run_benchmark(
         "references": REFERENCES.get(name, {}),
     }
     result: dict[str, Any] = {"meta": meta, "summary": rows, "runs": runs}
-    if label_efficiency_curve:
-        result["label_efficiency"] = label_efficiency(dataset, seeds, data_dir, epochs, progress=progress)
-        le = result["label_efficiency"]
-        lines = ["", f"Label efficiency (test accuracy, mean ± sd over {seeds} seeds):", "", "| labels used | " + " | ".join(le["curves"]) + " |", "|---|---|---|"]
+    curves = label_efficiency_curves(runs)
+    if curves:
+        result["label_efficiency"] = {str(k): {str(f): v for f, v in c.items()} for k, c in curves.items()}
+        lines = ["", f"Label efficiency (test accuracy, mean ± sd over {seeds} seeds; stratified label subsets):", "",
+                 "| labels used | " + " | ".join(curves) + " |", "|---|" + "---|" * len(curves)]
         for f in LABEL_FRACTIONS:
-            lines.append(f"| {f:.0%} | " + " | ".join(f"{c[f][0]:.3f} ± {c[f][1]:.3f}" for c in le["curves"].values()) + " |")
+            lines.append(f"| {f:.0%} | " + " | ".join(f"{c[f][0]:.3f} ± {c[f][1]:.3f}" for c in curves.values()) + " |")
         table += "\n" + "\n".join(lines)
         out.mkdir(parents=True, exist_ok=True)
-        plots.label_efficiency(le["curves"]).savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
+        fig = plots.label_efficiency(curves, floor=floor)
+        fig.savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
     write_json(out / f"{name}_benchmark.json", result)
     write_text(out / f"{name}_benchmark.md", f"# Benchmark: {name}\n\nMachine: {meta['machine']}; date {meta['date']}.\n\n{table}\n")
     fig = plots.results_bar_chart(headline_rows(rows), metric="accuracy", floor=floor, references=meta["references"])

@@ -41,7 +41,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kl-weight", type=float, default=None)
     p.add_argument("--recon", choices=["mse", "bce"], default=d.loss.recon)
     p.add_argument("--augment-strength", type=float, default=d.augment.strength)
-    p.add_argument("--epochs", type=int, default=d.train.epochs)
+    p.add_argument("--epochs", type=int, default=d.train.epochs, help=f"default: enough epochs for {d.train.steps} optimisation steps (15 on PneumoniaMNIST)")
     p.add_argument("--batch-size", type=int, default=d.train.batch_size)
     p.add_argument("--lr", type=float, default=d.train.lr)
     p.add_argument("--seed", type=int, default=d.train.seed)

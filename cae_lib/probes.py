@@ -73,6 +73,7 @@ def linear_probe(
     standardize: bool = True,
     C: float = 1.0,
     max_iter: int = 2000,
+    class_weight: str | None = None,
 ) -> dict:
     """Fit a logistic-regression probe on frozen training latents and score it on the test set.
 
@@ -89,6 +90,9 @@ def linear_probe(
             (fitted on the training latents only).
         C: inverse L2 regularisation strength.
         max_iter: iterations of the L-BFGS solver.
+        class_weight: ``None`` or ``"balanced"`` (each class weighted by 1 / its frequency, so the
+            probe does not inherit the training split's class prior; useful when the test split's
+            prior differs, as in PneumoniaMNIST: 74 % pneumonia in train, 62.5 % in test).
 
     Returns:
         ``{"accuracy", "balanced_acc", "auc", "n_classes", "model"}``. ``auc`` is the ROC AUC for
@@ -100,7 +104,7 @@ def linear_probe(
     n_classes = len(np.unique(y_train))
     if n_classes < 2:
         raise ValueError("the training labels contain a single class; a probe needs at least 2")
-    model = _probe_model(seed, standardize, C, max_iter).fit(z_train, y_train)
+    model = _probe_model(seed, standardize, C, max_iter, class_weight).fit(z_train, y_train)
     assert len(model.classes_) == n_classes, "the probe must have one output per class"
     y_hat = model.predict(z_test)
     auc = None
@@ -115,9 +119,9 @@ def linear_probe(
     }
 
 
-def _probe_model(seed: int, standardize: bool, C: float, max_iter: int) -> Pipeline:
+def _probe_model(seed: int, standardize: bool, C: float, max_iter: int, class_weight: str | None = None) -> Pipeline:
     """(Optional standardisation) + logistic regression (lbfgs: multinomial for > 2 classes)."""
-    logreg = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    logreg = LogisticRegression(C=C, max_iter=max_iter, random_state=seed, class_weight=class_weight)
     return make_pipeline(StandardScaler(), logreg) if standardize else make_pipeline(logreg)
 
 

@@ -135,6 +135,7 @@ class Trainer:
         self.state = TrainerState()
         if len(train_data) < 2:
             raise ValueError("the training set needs at least 2 images")
+        self.epochs = self.config.resolve_epochs(len(train_data))
 
     # ----------------------------------------------------------------------------------------
     def _batches(self, data: BatchSource, generator: torch.Generator | None, drop_last: bool) -> list[torch.Tensor]:
@@ -167,7 +168,7 @@ class Trainer:
         torch.manual_seed(epoch_generator(cfg.seed, epoch, 3).initial_seed())  # dropout / reparameterisation noise
         sums: dict[str, float] = {}
         chunks = self._batches(self.train_data, g_shuffle, drop_last=True)
-        bar = progress_bar(chunks, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not self.progress)
+        bar = progress_bar(chunks, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, disable=not self.progress)
         for idx in bar:
             batch = self._to_device(self.train_data.get_batch(idx))
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
@@ -201,10 +202,10 @@ class Trainer:
         return {k: v / len(chunks) for k, v in sums.items()}
 
     def fit(self) -> list[dict[str, float]]:
-        """Train until ``config.epochs`` epochs are done (or early stopping); return the history."""
+        """Train for ``self.epochs`` epochs (or until early stopping); return the history."""
         cfg = self.config
-        outer = progress_bar(total=cfg.epochs, initial=self.state.epoch, desc="training", disable=not self.progress)
-        while self.state.epoch < cfg.epochs and not self.state.stop:
+        outer = progress_bar(total=self.epochs, initial=self.state.epoch, desc="training", disable=not self.progress)
+        while self.state.epoch < self.epochs and not self.state.stop:
             t0 = time.perf_counter()
             logs = self.train_epoch()
             if self.val_data is not None:
