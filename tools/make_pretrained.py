@@ -31,7 +31,10 @@ def make(dataset: str) -> None:
     cmd = [sys.executable, "-m", "cae_lib", "train", "--dataset", dataset, "--seed", str(SEED), "--out", str(run_dir), "--no-progress"]
     shown = f"python -m cae_lib train --dataset {dataset} --seed {SEED} --out {run_dir}"
     print("$", shown, flush=True)
-    subprocess.run(cmd, check=True)
+    if "--reuse" in sys.argv and (run_dir / "model.pt").exists():
+        print(f"(reusing the finished run in {run_dir})")
+    else:
+        subprocess.run(cmd, check=True)
     payload = read_checkpoint(run_dir / "model.pt")
     model, cfg, _ = load_checkpoint(run_dir / "model.pt")
     extra = dict(payload["extra"], command=shown, machine=f"{platform.machine()}, {os.cpu_count()} CPU cores", date=date.today().isoformat())
@@ -48,7 +51,8 @@ shipped so that the notebooks and the main job need no training.
 
 - Command: `{shown}` (then copied without the optimizer state by `tools/make_pretrained.py`)
 - Seed: {SEED}; config: `{dest.with_suffix('.json').name}` (every setting); library version {payload['version']}
-- Training: {len(payload['history'])} epochs in **{extra['train_seconds']:.0f} s** on {extra['machine']} ({extra['date']}), peak memory {extra['peak_memory_mb']:.0f} MB
+- Training: {len(payload['history'])} epochs in **{extra['train_seconds']:.0f} s** on {extra['machine']} ({extra['date']}), peak memory {extra['peak_memory_mb']:.0f} MB.
+  {"This run shared the 2 cores with other jobs (load average " + os.environ["CAE_LOAD_NOTE"] + "); the idle-machine throughput is in `benchmarks/results/speed.md`." if os.environ.get("CAE_LOAD_NOTE") else ""}
 - Training curve: reconstruction MSE {first.get('recon', float('nan')):.4f} -> {last.get('recon', float('nan')):.4f}; positive-pair top-1 {first.get('top1', float('nan')):.3f} -> {last.get('top1', float('nan')):.3f}
 - File size: {size_mb:.2f} MB
 
@@ -59,7 +63,7 @@ shipped so that the notebooks and the main job need no training.
 | Hungarian accuracy, k-means k = {metrics['n_classes']} (features: {metrics['cluster_features']}, chosen on val) | {metrics['hungarian_acc']:.3f} |
 | NMI / ARI | {metrics['nmi']:.3f} / {metrics['ari']:.3f} |
 | kNN accuracy (k = {metrics['knn_k']}, cosine) | {metrics['knn_acc']:.3f} |
-| linear probe accuracy | {metrics['linear_acc']:.3f} |
+| linear probe accuracy, class-balanced / unweighted (C chosen on val) | {metrics['linear_acc']:.3f} / {metrics['linear_unweighted_acc']:.3f} |
 | majority-vote accuracy at K = {metrics['paper_k']} (the paper's metric; rises with K) | {metrics[f"majority_vote_acc_k{metrics['paper_k']}"]:.3f} |
 | majority-class floor | {metrics['majority_floor']:.3f} |
 
@@ -70,5 +74,5 @@ Mean ± sd over seeds, and every baseline: `benchmarks/results/{metrics['dataset
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or ["pneumoniamnist", "breastmnist"]:
+    for name in [a for a in sys.argv[1:] if not a.startswith("--")] or ["pneumoniamnist", "breastmnist"]:
         make(name)

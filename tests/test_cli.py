@@ -1,0 +1,112 @@
+"""The command line, end to end on the bundled digits set (no data folder needed) and on small synthetic files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cae_lib.cli import main
+from cae_lib.data import load_dataset
+
+
+@pytest.fixture
+def no_data_dir(tmp_path, monkeypatch):
+    """An empty data folder and no CAE_DATA_DIR: only the bundled digits set is available."""
+    empty = tmp_path / "empty_data"
+    empty.mkdir()
+    monkeypatch.setenv("CAE_DATA_DIR", str(empty))
+    return empty
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits_run")
+    assert main(["train", "--dataset", "digits", "--epochs", "2", "--seed", "1", "--out", str(out), "--no-progress"]) == 0
+    return out / "model.pt"
+
+
+def test_train_on_digits_with_no_data_folder(no_data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--epochs", "1", "--latent-dim", "8", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "trained CAE on digits for 1 epochs" in printed and str(out / "model.pt") in printed
+    config = json.loads((out / "model.json").read_text())["config"]
+    assert config["model"]["latent_dim"] == 8 and config["dataset"] == "digits"
+
+
+def test_train_presets_select_the_ablation(tmp_path, capsys):
+    assert main(["train", "--dataset", "digits", "--preset", "vae", "--epochs", "1", "--out", str(tmp_path / "v"), "--no-progress"]) == 0
+    assert "trained VAE on digits" in capsys.readouterr().out
+
+
+def test_evaluate_writes_the_required_keys(digits_checkpoint, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--checkpoint", str(digits_checkpoint), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    for key in ("hungarian_acc", "nmi", "ari", "knn_acc", "linear_acc", "majority_floor", "n_test"):
+        assert key in metrics
+    assert metrics["n_test"] == len(load_dataset("digits", split="test").labels)
+    assert 0 <= metrics["hungarian_acc"] <= 1 and metrics["majority_floor"] == pytest.approx(0.1, abs=0.02)
+    assert metrics["train_config"]["dataset"] == "digits"
+    assert "Hungarian" in capsys.readouterr().out
+
+
+def test_sample_writes_grid_settings_and_a_loadable_npz(digits_checkpoint, tmp_path):
+    grid, npz = tmp_path / "grid.png", tmp_path / "samples.npz"
+    assert main(["sample", "--checkpoint", str(digits_checkpoint), "--n", "12", "--label", "3", "--out", str(grid), "--npz", str(npz)]) == 0
+    assert grid.read_bytes()[:4] == b"\x89PNG"
+    settings = json.loads(grid.with_suffix(".json").read_text())
+    assert settings["n"] == 12 and settings["label"] == 3
+    back = load_dataset(str(npz), split="train")
+    assert back.images.shape == (12, 28, 28) and back.images.dtype == np.uint8
+    assert set(back.labels.tolist()) == {3}
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--dataset", "pneumoniamnst", "--epochs", "1", "--no-progress"], "pneumoniamnist"),
+        (["sample", "--checkpoint", "missing.pt"], "does not exist"),
+        (["train", "--dataset", "digits", "--temperature", "0", "--no-progress"], "temperature"),
+    ],
+)
+def test_bad_input_gives_a_clear_error_and_exit_code_2(argv, message, tmp_path, capsys):
+    assert main(argv + (["--out", str(tmp_path / "o")] if argv[0] == "train" else [])) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sample_rejects_unknown_label_and_bad_n(digits_checkpoint, tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(digits_checkpoint), "--label", "42", "--out", str(tmp_path / "g.png")]) == 2
+    assert "42" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(digits_checkpoint), "--n", "0", "--out", str(tmp_path / "g.png")]) == 2
+
+
+def test_datasets_command_lists_everything(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("pneumoniamnist", "bloodmnist", "digits"):
+        assert name in out
+
+
+def test_demo_writes_the_report_folder_on_digits(no_data_dir, tmp_path):
+    from cae_lib.report import run_demo
+
+    out = tmp_path / "report"
+    metrics = run_demo(dataset="digits", out=out, epochs=1, progress=False)
+    for name in ("metrics.json", "report.md", "config.json", "reconstructions.png", "latent_map.png", "confusion_matrix.png",
+                 "cluster_montages.png", "samples.png", "training_curves.png"):
+        assert (out / name).is_file(), name
+    cae = metrics["results"]["CAE + k-means (this model)"]
+    assert 0 <= cae["hungarian_acc"] <= 1
+    assert "Hungarian" in (out / "report.md").read_text()
+
+
+def test_demo_falls_back_to_digits_with_a_notice_when_offline(no_data_dir, monkeypatch):
+    from cae_lib.report import resolve_default_dataset
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    name, notice = resolve_default_dataset(None, None)
+    assert name == "digits" and notice and "digits" in notice
