@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import AugmentConfig, ModelConfig, TrainConfig
 from cae_lib.models import Encoder, count_parameters
+from cae_lib.probes import label_subset  # the one stratified subset used everywhere
 from cae_lib.trainer import ImageBatches, Trainer
 from cae_lib.utils import peak_memory_mb, seed_everything
 
@@ -409,17 +410,6 @@ def _n_channels_of(data: Any) -> int:
         return int(c)
     images = _images_of(data)
     return 1 if images.ndim == 3 else int(images.shape[-1])
-
-
-def label_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a class-stratified random subset: ``round(fraction * n_c)`` (at least 1) per class."""
-    labels = np.asarray(labels).reshape(-1)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        keep.append(rng.choice(idx, size=max(1, int(round(fraction * len(idx)))), replace=False))
-    return np.sort(np.concatenate(keep))
 
 
 def _device_of(model: nn.Module) -> torch.device:

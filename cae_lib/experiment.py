@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from cae_lib.config import CAEConfig
@@ -108,9 +107,14 @@ def find_pretrained(config: CAEConfig, name: str = "cae") -> Path | None:
         stored = CAEConfig.from_dict(read_checkpoint(path)["config"])
     except CheckpointError:
         return None
-    a, b = stored.to_dict(), config.to_dict()
-    a["train"].pop("device"), b["train"].pop("device")
-    return path if a == b else None
+    return path if same_settings(stored, config) else None
+
+
+def same_settings(a: CAEConfig, b: CAEConfig) -> bool:
+    """Whether two configs describe the same training run (the device it ran on does not count)."""
+    da, db = a.to_dict(), b.to_dict()
+    da["train"].pop("device"), db["train"].pop("device")
+    return da == db
 
 
 def load_or_train(
@@ -124,7 +128,9 @@ def load_or_train(
 
     Looks first for a shipped checkpoint with exactly this config, then for ``out/model.pt`` with
     this config. Returns ``(model, history, where)`` with ``where`` saying which one was used.
+    The channel count and dataset name are first taken from the data (:func:`config_for_data`).
     """
+    config = config_for_data(config, load_dataset(config.dataset, split="val", size=config.size, data_dir=data_dir))
     if not retrain:
         candidates = [find_pretrained(config)]
         if out is not None and (Path(out) / "model.pt").exists():
@@ -133,15 +139,7 @@ def load_or_train(
             if cand is None:
                 continue
             model, stored, payload = load_checkpoint(cand, expected_dataset=config.dataset)
-            a, b = stored.to_dict(), config.to_dict()
-            a["train"].pop("device"), b["train"].pop("device")
-            if a == b:
+            if same_settings(stored, config):
                 return model, payload["history"], f"loaded {cand}"
     model, history, path = train_cae(config, out=out, data_dir=data_dir, progress=progress)
     return model, history, f"trained, saved to {path}" if path else "trained (not saved)"
-
-
-def default_device() -> torch.device:
-    from cae_lib.utils import pick_device
-
-    return pick_device("auto")
