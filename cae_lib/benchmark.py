@@ -264,10 +264,12 @@ def run_benchmark(
     jobs = [(m, s) for m in methods for s in range(seeds)]
     runs = []
     bar = progress_bar(jobs, desc=f"benchmark {name}", disable=not progress)
+    partial = out / f"{name}_benchmark.partial.json"
     for method, seed in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{method} seed {seed}")
         runs.append(run_one_isolated(method, dataset, seed, data_dir, epochs))
+        write_json(partial, runs)  # nothing is lost if a long run is interrupted
     rows = summarize_runs(runs, TABLE_METRICS)
     table = markdown_table(rows, floor, name, len(test.labels), seeds)
     meta = {
@@ -276,6 +278,7 @@ def run_benchmark(
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}",
         "python": platform.python_version(),
+        "accelerator": __import__("torch").cuda.get_device_name(0) if __import__("torch").cuda.is_available() else "none (CPU)",
         "majority_floor": floor,
         "references": REFERENCES.get(name, {}),
     }
@@ -292,7 +295,8 @@ def run_benchmark(
         fig = plots.label_efficiency(curves, floor=floor)
         fig.savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
     write_json(out / f"{name}_benchmark.json", result)
-    write_text(out / f"{name}_benchmark.md", f"# Benchmark: {name}\n\nMachine: {meta['machine']}; date {meta['date']}.\n\n{table}\n")
+    partial.unlink(missing_ok=True)
+    write_text(out / f"{name}_benchmark.md", f"# Benchmark: {name}\n\nMachine: {meta['machine']}; accelerator: {meta['accelerator']}; date {meta['date']}.\n\n{table}\n")
     fig = plots.results_bar_chart(headline_rows(rows), metric="accuracy", floor=floor, references=meta["references"])
     fig.axes[0].set_title(f"{name}: test accuracy (unsupervised: Hungarian-matched k-means; supervised: classifier)")
     out.mkdir(parents=True, exist_ok=True)
