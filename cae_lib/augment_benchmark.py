@@ -174,4 +174,5 @@ def conclusion(summary: dict, fractions: Sequence[float]) -> str:
         noise = max(real["accuracy_sd"], gen["accuracy_sd"], 1e-9)
         effect = "helped" if d_gen > noise else ("hurt" if d_gen < -noise else "made no difference beyond seed noise")
         parts.append(f"at {f:.0%} labels generated images {effect} ({d_gen:+.3f} accuracy; classic augmentation {d_cls:+.3f})")
-    return "; ".join(parts) + "."
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
