@@ -440,7 +440,7 @@ def confusion_matrix_plot(
         else f"c{clusters[i]}"
         for i in order
     ]
-    fig, ax = _new_ax(ax, (1 + 0.6 * len(clusters), 1 + 0.5 * len(labels)))
+    fig, ax = _new_ax(ax, (max(4.5, 1.5 + 0.7 * len(clusters)), max(3.5, 1.5 + 0.5 * len(labels))))
     sns.heatmap(table, annot=table.size <= 400, fmt="d", cmap="Blues", cbar=False, ax=ax,
                 xticklabels=col_names, yticklabels=[_name(l, class_names) for l in labels])
     ax.set_xlabel("cluster (→ matched label)")
