@@ -266,7 +266,7 @@ def class_balance(
 
 
 ACCURACY_KEYS = ("top1", "top5")
-NOT_PLOTTED = ("epoch", "step", "lr", "time", "seconds", "epoch_time", "peak_memory_mb")
+NOT_PLOTTED = ("epoch", "step", "lr", "time", "seconds", "epoch_time", "peak_memory_mb", "images_per_sec")
 
 
 History = Mapping[str, Sequence[float]] | Sequence[Mapping[str, float]]
