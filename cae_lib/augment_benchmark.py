@@ -58,6 +58,7 @@ def run_augment_benchmark(
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from cae_lib import plots
     from cae_lib.baselines import SameBackboneClassifier, SupervisedConfig, predict, train_supervised
     from cae_lib.checkpoint import load_checkpoint
@@ -126,6 +127,7 @@ def run_augment_benchmark(
     fig = plots.label_efficiency(curves, floor=floor)
     fig.axes[0].set_title(f"{name}: same-backbone classifier with few labels (test split)")
     fig.savefig(out / f"{name}_augment.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     print(table)
     print(f"\nConclusion: {verdict}\nresults written to {out}/{name}_augment.{{json,md,png}}")
     return result

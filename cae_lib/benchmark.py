@@ -250,6 +250,7 @@ def run_benchmark(
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from cae_lib import plots
     from cae_lib.data import load_dataset
 
@@ -294,6 +295,7 @@ def run_benchmark(
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.label_efficiency(curves, floor=floor)
         fig.savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
     write_json(out / f"{name}_benchmark.json", result)
     partial.unlink(missing_ok=True)
     write_text(out / f"{name}_benchmark.md", f"# Benchmark: {name}\n\nMachine: {meta['machine']}; accelerator: {meta['accelerator']}; date {meta['date']}.\n\n{table}\n")
@@ -301,6 +303,7 @@ def run_benchmark(
     fig.axes[0].set_title(f"{name}: test accuracy (unsupervised: Hungarian-matched k-means; supervised: classifier)")
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{name}_benchmark.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     print(table)
     print(f"\nresults written to {out}/{name}_benchmark.{{json,md,png}}")
     return result

@@ -44,6 +44,7 @@ def sample_to_files(
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from cae_lib import plots
     from cae_lib.checkpoint import load_checkpoint
     from cae_lib.data import load_dataset
@@ -64,6 +65,7 @@ def sample_to_files(
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
     counts = {names[int(c)] if 0 <= int(c) < len(names) else str(c): int((samples.labels == c).sum()) for c in np.unique(samples.labels)}
     summary = {
         "checkpoint": str(checkpoint),

@@ -19,6 +19,7 @@ RNG = np.random.default_rng(0)
 @pytest.fixture(autouse=True)
 def close_all_figures():
     """Every test leaves no figure open (figures left open make memory grow)."""
+    plt.close("all")  # figures left by other test files are not this test's doing
     yield
     assert plt.get_fignums() == [], "a test left a figure open"
 

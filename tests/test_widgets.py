@@ -27,6 +27,7 @@ N = 40
 @pytest.fixture(autouse=True)
 def close_all_figures():
     """Every test leaves no figure open: explorers close theirs, the tests close what they get."""
+    plt.close("all")  # figures left by other test files are not this test's doing
     yield
     assert plt.get_fignums() == [], "a test left a figure open"
 
