@@ -490,3 +490,12 @@ def test_datasetinfo_can_point_at_a_mirror() -> None:
 
 def test_checksum_error_is_unavailable() -> None:
     assert issubclass(ChecksumError, DatasetUnavailableError) and issubclass(CorruptFileError, DatasetUnavailableError)
+
+
+def test_sample_is_a_seeded_ordered_subset():
+    data = load_dataset("digits", split="test")
+    a, b, c = data.sample(40, seed=1), data.sample(40, seed=1), data.sample(40, seed=2)
+    assert len(a) == 40 and np.array_equal(a.images, b.images) and not np.array_equal(a.images, c.images)
+    assert data.sample(None) is data and data.sample(len(data) + 5) is data
+    rows = [int(np.flatnonzero((data.images == img).all(axis=(1, 2)))[0]) for img in a.images[:10]]
+    assert rows == sorted(rows)  # original order kept

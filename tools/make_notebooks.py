@@ -58,13 +58,6 @@ TEMPERATURE = 0.5           # change one and the notebook trains a new model (mi
 '''
 
 SUBSAMPLE = '''
-def subsample(data, n, seed=SEED):
-    """A seeded random subset of n images of a split (the whole split when n is None or too large)."""
-    if n is None or n >= len(data):
-        return data
-    return data.subset(np.sort(np.random.default_rng(seed).choice(len(data), n, replace=False)))
-
-
 # Trained models go here (git-ignored), so the other notebooks can load them.
 RUNS = (Path("..") if Path.cwd().name == "notebooks" else Path(".")) / "runs" / "notebooks"
 plt.rcParams["figure.dpi"] = 80  # small figures keep the saved notebook light
@@ -72,8 +65,8 @@ plt.rcParams["figure.dpi"] = 80  # small figures keep the saved notebook light
 
 LOAD_DATA = '''
 splits = load_splits(DATASET, DATA_DIR)  # the official train / val / test splits, images kept as uint8
-train, val, test = splits["train"], subsample(splits["val"], FAST_EVAL), subsample(splits["test"], FAST_EVAL)
-fit = subsample(train, FAST_TRAIN)  # the training images used to fit models below: all of them unless FAST
+train, val, test = splits["train"], splits["val"].sample(FAST_EVAL, SEED), splits["test"].sample(FAST_EVAL, SEED)
+fit = train.sample(FAST_TRAIN, SEED)  # the training images used to fit models below: all of them unless FAST
 names = list(train.class_names)
 print(train, val, test, sep="\\n")
 '''
@@ -185,14 +178,14 @@ def nb01() -> list:
         MedMNIST set would not fit in a Binder session); only a batch is converted to floats in [0, 1]
         when a model needs it (`ImageData.to_tensor`).
         '''),
-        code(LOAD_DATA.replace("fit = subsample(train, FAST_TRAIN)  # the training images used to fit models below: all of them unless FAST\n", "")),
+        code(LOAD_DATA.replace("fit = train.sample(FAST_TRAIN, SEED)  # the training images used to fit models below: all of them unless FAST\n", "")),
         md('''
         A handful of random training images per class. Try to say in words what distinguishes the
         classes: that is roughly what an unsupervised model has to discover on its own, without ever
         seeing a label.
         '''),
         code('''
-        shown = subsample(train, 2000)  # a subset is plenty for a montage (and light on memory for big datasets)
+        shown = train.sample(2000, SEED)  # a subset is plenty for a montage (and light on memory for big datasets)
         plots.class_montage(shown.images, shown.labels, names, per_class=10, seed=SEED);
         '''),
         md('''
@@ -661,7 +654,7 @@ def nb03() -> list:
         else:
             quick = copy.deepcopy(ae_cfg)
             quick.train.epochs = AE_EPOCHS
-            trainer = build_trainer(quick, subsample(train, AE_MAX_TRAIN), progress=not FAST)
+            trainer = build_trainer(quick, train.sample(AE_MAX_TRAIN, SEED), progress=not FAST)
             trainer.fit()
             ae_model, ae_where = trainer.model, f"quick plain AE: {AE_EPOCHS} epoch(s) on {min(AE_MAX_TRAIN, len(train))} images (not saved)"
         print("plain AE:", ae_where)
@@ -1133,7 +1126,7 @@ def nb05() -> list:
                 rn_cfg = SupervisedConfig.for_model("resnet18", seed=SEED)
                 if RESNET_EPOCHS:
                     rn_cfg.epochs = RESNET_EPOCHS
-                rn = [subsample(d, RESNET_MAX_IMAGES) for d in (fit, val, test)]
+                rn = [d.sample(RESNET_MAX_IMAGES, SEED) for d in (fit, val, test)]
                 resnet = run_baseline("resnet18", *rn, rn_cfg, progress=not FAST)
             for w in caught:
                 print("note:", str(w.message)[:300])

@@ -137,6 +137,13 @@ class ImageData:
         """The requested labels as a long tensor, (B,)."""
         return torch.from_numpy(np.ascontiguousarray(self.labels[self._rows(indices)]))
 
+    def sample(self, n: int | None, seed: int = 0) -> "ImageData":
+        """A seeded random subset of ``n`` rows (kept in their original order); the whole split when
+        ``n`` is None or not smaller than the split. Handy for fast previews and FAST notebook runs."""
+        if n is None or n >= len(self):
+            return self
+        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))
+
     def subset(self, indices: Indices) -> "ImageData":
         """A new ``ImageData`` with only the given rows (copies them; metadata kept)."""
         rows = self._rows(indices)
