@@ -16,6 +16,7 @@ Every command that reads MedMNIST takes ``--data-dir`` (else ``$CAE_DATA_DIR``, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -222,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         # Known, user-facing problems: print the message (it names the fix), not a traceback.
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("CAE_DEBUG"):
+            raise
+        print(f"error: {exc}\n(set CAE_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
 
 
