@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CAE_DATA_DIR ?= $(if $(wildcard ../shared/data/medmnist/*.npz),$(abspath ../shared/data/medmnist),)
 export CAE_DATA_DIR
 
-.PHONY: venv demo test lab benchmark clean
+.PHONY: venv demo test lab notebooks check-notebooks benchmark clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,16 @@ test: venv
 ## JupyterLab on the notebooks.
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/
+
+## Re-execute the notebooks with papermill, one at a time on one core, outputs saved in place, and
+## update notebooks/runtimes.json. All six (a few minutes), or one: make notebooks NB=04
+notebooks: venv
+	OMP_NUM_THREADS=1 $(PY) tools/run_notebooks.py $(NB)
+
+## Check the notebooks: .py and .ipynb in sync, committed outputs, FAST runs, the real-browser test.
+## All of them, or one: make check-notebooks NB=04
+check-notebooks: venv
+	$(PY) -m pytest -q tests/test_notebooks.py tests/test_browser.py $(if $(NB),-k "$(NB) or six_paired",)
 
 clean:
 	rm -rf $(VENV) report .pytest_cache

@@ -1,8 +1,12 @@
 """Saving and loading checkpoints: weights + config + history + library version, written atomically.
 
 A checkpoint ``run/model.pt`` always has its config beside it as ``run/model.json``, so anyone can
-read the settings without loading PyTorch. Loading rebuilds the model from the stored config and
-refuses, with a clear message, a checkpoint whose architecture or dataset does not match.
+read the settings without loading PyTorch. It also records where its training data came from and a
+fingerprint of it (``data``, see :mod:`cae_lib.data.provenance`), so that ``evaluate`` and ``sample``
+find that data again from any folder and never use other data by mistake (:func:`checkpoint_dataset`,
+:func:`check_data_matches`). Loading rebuilds the model from the stored config and refuses, with a
+clear message, a checkpoint whose architecture or dataset does not match, or whose weights are
+NaN / infinite (a run that diverged).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import torch
 
 from cae_lib import __version__
 from cae_lib.config import CAEConfig
+from cae_lib.data.image_data import ImageData
+from cae_lib.data.provenance import check_same_data, describe, looks_like_path, normalize_reference
+from cae_lib.data.registry import is_registered
 from cae_lib.models import ContrastiveAutoencoder
 from cae_lib.utils import atomic_path, write_json
 
@@ -31,11 +38,13 @@ def save_checkpoint(
     history: list[dict[str, float]] | None = None,
     trainer_state: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Path:
     """Atomically write ``path`` (a ``.pt`` file) and its config ``path.with_suffix('.json')``.
 
     ``trainer_state`` (optimizer and loop state, see :meth:`Trainer.state_dict`) makes the run
-    resumable; leave it out for small release checkpoints.
+    resumable; leave it out for small release checkpoints. ``data`` is the provenance of the
+    training data (:func:`cae_lib.data.provenance.describe`).
     """
     path = Path(path)
     payload = {
@@ -46,18 +55,36 @@ def save_checkpoint(
         "history": history or [],
         "trainer_state": trainer_state,
         "extra": extra or {},
+        "data": data,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    write_json(path.with_suffix(".json"), {"format": FORMAT, "version": __version__, "config": config.to_dict(), "extra": extra or {}})
+    sidecar = {"format": FORMAT, "version": __version__, "config": config.to_dict(), "extra": extra or {}, "data": data}
+    write_json(path.with_suffix(".json"), sidecar)
+    return path
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """``path`` itself, or ``path/model.pt`` when ``path`` is a run folder.
+
+    Raises:
+        CheckpointError: ``path`` is missing, or a folder without ``model.pt``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "model.pt").is_file():
+            return path / "model.pt"
+        found = sorted(p.name for p in path.glob("*.pt"))
+        hint = f" It holds {', '.join(found)}: pass one of those." if found else " Pass the model.pt file that `train` wrote."
+        raise CheckpointError(f"checkpoint {path} is a folder without a model.pt.{hint}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; train one with `python -m cae_lib train --out DIR`")
     return path
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load the raw checkpoint dictionary, with clear errors for missing or corrupt files."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; train one with `python -m cae_lib train --out DIR`")
+    path = resolve_checkpoint_path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated zip, pickle error, ...
@@ -87,7 +114,7 @@ def load_checkpoint(
     """
     payload = read_checkpoint(path)
     config = CAEConfig.from_dict(payload["config"])
-    if expected_dataset is not None and config.dataset.lower() != expected_dataset.lower():
+    if expected_dataset is not None and not same_dataset(config.dataset, expected_dataset):
         raise CheckpointError(
             f"checkpoint {path} was trained on {config.dataset!r}, not {expected_dataset!r}; "
             f"pass a checkpoint for {expected_dataset!r} or train one with "
@@ -103,4 +130,73 @@ def load_checkpoint(
         model.load_state_dict(payload["model_state"])
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not match its own config's architecture: {exc}") from exc
+    bad = [k for k, v in payload["model_state"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} has NaN or infinite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}: its "
+            "training diverged, and it would decode every code to the same image. Train it again with a lower "
+            f"learning rate (--lr, TrainConfig.lr; it used {config.train.lr:g})."
+        )
     return model.to(device).eval(), config, payload
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """Whether two dataset references (names or paths, any case for names) mean the same dataset."""
+    if looks_like_path(a) or looks_like_path(b):
+        return normalize_reference(a) == normalize_reference(b)
+    return a.lower() == b.lower()
+
+
+def checkpoint_dataset(path: str | Path, config: CAEConfig, payload: dict[str, Any], dataset: str | None = None) -> str:
+    """The dataset to evaluate or sample the checkpoint at ``path`` on: ``dataset`` if given, else its own.
+
+    Its own is the recorded provenance (an absolute path for your own data, so it is found from
+    any working directory), else the config's dataset name.
+
+    Raises:
+        CheckpointError: the checkpoint names data that is neither a known dataset nor a path (a
+            checkpoint of your own data from before cae-lib recorded paths), or data that no longer
+            exists; or, for a checkpoint that records no fingerprint, ``dataset`` is another dataset.
+    """
+    if dataset is not None and str(dataset) != "":
+        own = config.dataset
+        if not payload.get("data") and (is_registered(own) or looks_like_path(own)) and not same_dataset(own, str(dataset)):
+            raise CheckpointError(
+                f"checkpoint {path} was trained on {own!r}, not {str(dataset)!r}; pass a checkpoint for {str(dataset)!r} or "
+                f"train one with `python -m cae_lib train --dataset {dataset}`"
+            )
+        return str(dataset)
+    recorded = (payload.get("data") or {}).get("dataset") or config.dataset
+    if not is_registered(recorded) and not looks_like_path(recorded):
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {recorded!r}, which is not a dataset name, and it does not record where "
+            "that data is (it was saved by an older cae-lib). Pass the data it was trained on: --dataset PATH "
+            "(dataset= in Python)."
+        )
+    if looks_like_path(recorded) and not Path(recorded).exists():
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {recorded}, which no longer exists. If the data moved, pass its new "
+            "place: --dataset PATH (dataset= in Python)."
+        )
+    return recorded
+
+
+def check_data_matches(path: str | Path, config: CAEConfig, payload: dict[str, Any], data: ImageData) -> None:
+    """Raise :class:`CheckpointError` unless ``data`` is the data the checkpoint was trained on, and fits its model.
+
+    Compares the recorded fingerprint (file MD5 or folder manifest) with ``data``'s, and the image
+    channels and size with the model's.
+    """
+    try:
+        check_same_data(payload.get("data"), describe(data), what=f"checkpoint {path}")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from err
+    want = (config.model.in_channels, config.model.image_size)
+    have = (data.n_channels, data.size)
+    if want != have:
+        kind = {1: "grey", 3: "RGB"}
+        raise CheckpointError(
+            f"checkpoint {path} takes {kind.get(want[0], want[0])} {want[1]} x {want[1]} images, but {data.name} has "
+            f"{kind.get(have[0], have[0])} {have[1]} x {have[1]} images. Use the data the model was trained on, or "
+            "train a model on this data."
+        )

@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from cae_lib.utils import write_json
+
 VARIANTS = ("ae", "vae")
+IMAGE_SIZES = (28, 64, 128, 224)
+PRECISIONS = ("fp32", "bf16", "fp16")
 RECON_LOSSES = ("mse", "bce")
 
 
@@ -35,7 +41,7 @@ class ModelConfig:
 
     Attributes:
         in_channels: 1 (grey) or 3 (RGB).
-        image_size: 28 or 64 (square images).
+        image_size: 28, 64, 128 or 224 (square images; the MedMNIST+ sizes).
         latent_dim: size L of the latent code z.
         width: channels of the first convolution; later blocks use 2x and 4x this.
         variant: ``"ae"`` (deterministic) or ``"vae"`` (mu, log-variance, reparameterisation).
@@ -54,8 +60,8 @@ class ModelConfig:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
-        if self.image_size not in (28, 64):
-            raise ValueError(f"image_size must be 28 or 64, got {self.image_size}")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES} (the MedMNIST sizes), got {self.image_size}")
         if self.latent_dim < 1 or self.width < 1:
             raise ValueError("latent_dim and width must be positive")
 
@@ -127,7 +133,22 @@ class TrainConfig:
     device: str = "auto"
     early_stopping_patience: int | None = None
     grad_clip: float | None = 5.0
-    amp: bool = False  # mixed precision; only used on CUDA
+    amp: bool = False  # fp16 mixed precision on CUDA (kept for old configs; prefer precision="fp16")
+    precision: str = "fp32"  # "fp32", "bf16" (CUDA, or a CPU with bf16 support) or "fp16" (CUDA only)
+    channels_last: bool = True  # NHWC memory layout for the convolutions
+    sync_batchnorm: bool = True  # under DDP: BatchNorm statistics over the global batch
+    world_size: int = 1  # processes that trained together; set by the trainer, recorded for tracing
+
+    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
+        """The autocast dtype for ``precision`` on ``device_type``; None means plain fp32."""
+        precision = "fp16" if self.amp and self.precision == "fp32" else self.precision
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "fp32":
+            return None
+        if precision == "fp16":
+            return torch.float16 if device_type == "cuda" else None  # fp16 autocast needs CUDA
+        return torch.bfloat16
 
     def resolve_epochs(self, n_images: int) -> int:
         """Number of epochs to run on ``n_images`` training images (see the class docstring)."""
@@ -184,8 +205,6 @@ class CAEConfig:
         )
 
     def to_json(self, path: str | Path) -> Path:
-        from cae_lib.utils import write_json
-
         return write_json(path, self.to_dict())
 
     @classmethod

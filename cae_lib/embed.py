@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cae_lib.data.batches import ImageBatches, images_of
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.trainer import ImageBatches
+from cae_lib.utils import model_device
 
 
 @torch.no_grad()
@@ -36,8 +37,9 @@ def embed(
     """
     if space not in ("latent", "projection"):
         raise ValueError(f"space must be 'latent' or 'projection', got {space!r}")
-    source = ImageBatches(data) if isinstance(data, np.ndarray) else ImageBatches.from_data(data)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    check_images_fit(model, images_of(data))
+    source = ImageBatches(data)
+    device = torch.device(device) if device is not None else model_device(model)
     was_training = model.training
     model.eval()
     try:
@@ -51,13 +53,29 @@ def embed(
         model.train(was_training)
 
 
+def check_images_fit(model: Any, images: Any) -> None:
+    """Raise ``ValueError`` when MedMNIST-layout ``images`` (N, H, W[, C]) do not fit ``model``'s input (channels, size)."""
+    cfg = getattr(model, "cfg", None)
+    shape = getattr(images, "shape", None)
+    if cfg is None or shape is None or len(shape) not in (3, 4):
+        return
+    channels = 1 if len(shape) == 3 else int(shape[-1])
+    kind = {1: "grey", 3: "RGB"}
+    if (channels, int(shape[1])) != (cfg.in_channels, cfg.image_size):
+        raise ValueError(
+            f"the model takes {kind.get(cfg.in_channels, cfg.in_channels)} {cfg.image_size} x {cfg.image_size} images, but "
+            f"these are {kind.get(channels, channels)} {shape[1]} x {shape[2]}. Use the data the model was trained on "
+            "(a checkpoint's data: cae_lib.checkpoint.checkpoint_dataset), or train a model on this data."
+        )
+
+
 @torch.no_grad()
 def reconstruct(model: ContrastiveAutoencoder, x: torch.Tensor) -> torch.Tensor:
     """x (B, C, H, W) in [0, 1] -> reconstruction (B, C, H, W), in eval mode."""
     was_training = model.training
     model.eval()
     try:
-        mu, _ = model.encode(x.to(next(model.parameters()).device))
+        mu, _ = model.encode(x.to(model_device(model)))
         return model.decode(mu).cpu()
     finally:
         model.train(was_training)

@@ -21,10 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from cae_lib.checkpoint import load_checkpoint
 from cae_lib.cluster import LatentClusterer
 from cae_lib.data import load_dataset
 from cae_lib.embed import embed
-from cae_lib.metrics import clustering_metrics, hungarian_accuracy, majority_class_floor, majority_vote_accuracy
+from cae_lib.metrics import (
+    clustering_metrics,
+    hungarian_accuracy,
+    majority_class_floor,
+    majority_vote_accuracy,
+)
 from cae_lib.probes import knn_accuracy, linear_probe
 from cae_lib.utils import write_json
 
@@ -191,8 +197,6 @@ def evaluate_checkpoint(
     The JSON holds the metrics, the checkpoint's training config and the evaluation config, so
     the numbers can be traced to their settings.
     """
-    from cae_lib.checkpoint import load_checkpoint
-
     model, train_cfg, payload = load_checkpoint(checkpoint, expected_dataset=dataset)
     splits = load_splits(train_cfg.dataset, data_dir, train_cfg.size)
     result = evaluate_model(model, splits, config, seed=seed, has_projection=train_cfg.loss.contrastive_weight > 0)

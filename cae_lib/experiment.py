@@ -2,24 +2,40 @@
 
 These glue the small modules together in the way the CLI, the main job and the notebooks all
 use them, so that there is one code path for "train the default model".
+
+A run writes into its folder under a lock (:class:`cae_lib.run_folder.RunLock`), records where its
+data came from (:mod:`cae_lib.data.provenance`), and warns (:class:`TrainingWarning`) when the
+contrastive loss never left chance, so a model that learned nothing is not taken for a trained one.
 """
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
-
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from cae_lib.config import CAEConfig
 from cae_lib.data import load_dataset
+from cae_lib.data.provenance import check_same_data, dataset_reference, describe, looks_like_path, normalize_reference
+from cae_lib.distributed import is_main_process
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.trainer import ImageBatches, Trainer
+from cae_lib.data.batches import ImageBatches
+from cae_lib.run_folder import RunLock
+from cae_lib.trainer import Trainer
 from cae_lib.utils import peak_memory_mb, seed_everything
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+#: The command-line option of a config field, where it is not ``--`` + the field name with dashes.
+CLI_OPTIONS = {"augment.strength": "--augment-strength", "model.variant": "--variant", "train.precision": "--precision"}
+
+
+class TrainingWarning(UserWarning):
+    """Training finished, but the model may not have learned anything useful (see the message)."""
 
 
 def build_trainer(config: CAEConfig, train_data: Any, val_data: Any | None = None, progress: bool = True, callbacks=()) -> Trainer:
@@ -42,8 +58,74 @@ def config_for_data(config: CAEConfig, data: Any) -> CAEConfig:
     """Set the channel count and dataset name of ``config`` from the loaded data."""
     config.model.in_channels = int(data.n_channels)
     config.model.image_size = int(data.images.shape[1])
-    config.dataset = data.name
+    config.dataset = dataset_reference(data)  # a name for MedMNIST / digits, an absolute path for your own data
     return config
+
+
+def check_train_settings(config: CAEConfig, n_train: int) -> None:
+    """Refuse settings that would fail late or silently mean something else, before training starts.
+
+    Raises:
+        ValueError: a batch size below 2, a learning rate that is not a positive number, or a
+            batch larger than the training set while the number of epochs follows from the
+            step budget (every epoch would be one step, so the default budget would mean
+            hundreds of epochs).
+    """
+    t = config.train
+    if t.batch_size < 2:
+        raise ValueError(f"the batch size must be at least 2 (NT-Xent compares images within a batch); got {t.batch_size}. "
+                         "Set --batch-size (TrainConfig.batch_size), e.g. 256.")
+    if not (math.isfinite(t.lr) and t.lr > 0):
+        raise ValueError(f"the learning rate must be a positive number, got {t.lr}. Set --lr (TrainConfig.lr), e.g. 0.003.")
+    if t.epochs is None and t.batch_size > n_train:
+        raise ValueError(
+            f"the batch size {t.batch_size} is larger than the {n_train} training images, so every epoch is one step and "
+            f"the default budget of {t.steps} steps would mean {t.resolve_epochs(n_train)} epochs. Use a batch size of at "
+            f"most {n_train} (--batch-size, TrainConfig.batch_size), or set the number of epochs yourself "
+            "(--epochs, TrainConfig.epochs)."
+        )
+
+
+def training_warnings(history: list[dict[str, float]], config: CAEConfig, n_train: int) -> list[str]:
+    """Plain-language warnings about a finished run; empty when nothing looks wrong.
+
+    The one check today: a contrastive model whose NT-Xent loss ended within 2 % of chance,
+    log(2N - 1) for a batch of N images, learned nothing about which views belong together.
+    """
+    if not history or config.loss.contrastive_weight <= 0 or "contrastive" not in history[-1]:
+        return []
+    n = max(2, min(config.train.batch_size, n_train))
+    chance = math.log(2 * n - 1)
+    last = history[-1]["contrastive"]
+    if last < 0.98 * chance:
+        return []
+    top1 = history[-1].get("top1")
+    top1_text = f", the positive pair ranks first for {top1:.1%} of the views" if top1 is not None else ""
+    return [
+        f"the contrastive loss ended at {last:.3f}, which is chance level (log(2 x {n} - 1) = {chance:.3f}){top1_text}: after "
+        f"{len(history)} epoch(s) the model has not learned which views belong together, so its codes are not "
+        f"worth clustering. Train longer (--epochs, TrainConfig.epochs) or change the learning rate (--lr, "
+        f"TrainConfig.lr; now {config.train.lr:g})."
+    ]
+
+
+def config_differences(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] = ("train.device", "train.world_size")) -> list[str]:
+    """``["train.lr (--lr): 0.003 in the checkpoint, 0.01 now", ...]``: every setting that differs."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(old.to_dict()), flat(new.to_dict())
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key in ignore or a.get(key) == b.get(key):
+            continue
+        option = CLI_OPTIONS.get(key, "--" + key.split(".")[-1].replace("_", "-"))
+        diffs.append(f"{key} ({option}): {a.get(key)!r} in the checkpoint, {b.get(key)!r} now")
+    return diffs
 
 
 def train_cae(
@@ -59,37 +141,73 @@ def train_cae(
     Args:
         out: a folder; the checkpoint goes to ``out/model.pt`` with ``out/model.json`` beside it.
             With ``checkpoint_every_epoch`` it is rewritten (atomically) after every epoch, so an
-            interrupted run can continue with ``resume=True``.
-        resume: continue from ``out/model.pt`` if it exists and has the same config.
+            interrupted run can continue with ``resume=True``. The folder is locked while the run
+            writes to it (:class:`~cae_lib.run_folder.RunLock`): a second run on it is refused.
+            An existing checkpoint there is replaced; the command line refuses that unless told.
+        resume: continue from ``out/model.pt`` if it exists and has the same config and data.
 
     Returns:
         ``(model in eval mode, history, checkpoint path or None)``.
+
+    Raises:
+        ValueError: settings that cannot work (:func:`check_train_settings`); on resume, another
+            config (every differing setting is named) or other data.
+        TrainingDiverged: a loss term, weight or buffer became NaN / infinite.
+
+    Warns:
+        TrainingWarning: the contrastive loss ended at chance level (:func:`training_warnings`).
     """
+    requested = config.dataset
     train = load_dataset(config.dataset, split="train", size=config.size, data_dir=data_dir)
     val = load_dataset(config.dataset, split="val", size=config.size, data_dir=data_dir)
+    for split in (train, val):
+        if len(split) == 0:
+            raise ValueError(f"the {split.split} split of {config.dataset} is empty; training needs images in both train and val")
+    check_train_settings(config, len(train))
     config = config_for_data(config, train)
+    if looks_like_path(requested):
+        config.dataset = normalize_reference(requested)
+    provenance = describe(train)
     path = Path(out) / "model.pt" if out is not None else None
     start = time.perf_counter()
+    already = 0.0
 
     def save(trainer: Trainer, logs: dict[str, float]) -> None:
-        if path is not None:
-            extra = {"train_seconds": round(time.perf_counter() - start + already, 2), "peak_memory_mb": round(peak_memory_mb(), 1)}
-            save_checkpoint(path, trainer.model, config, trainer.state.history, trainer.state_dict(), extra)
+        if path is not None and is_main_process():  # under torchrun only rank 0 writes
+            extra = {
+                "train_seconds": round(time.perf_counter() - start + already, 2),
+                "peak_memory_mb": round(peak_memory_mb(), 1),
+                "epochs_done": trainer.state.epoch,
+                "epochs_total": trainer.epochs,
+                "warnings": training_warnings(trainer.state.history, config, len(train)),
+            }
+            save_checkpoint(path, trainer.model, config, trainer.state.history, trainer.state_dict(), extra, data=provenance)
 
-    trainer = build_trainer(config, train, val, progress=progress, callbacks=[save] if checkpoint_every_epoch else [])
-    already = 0.0
-    if resume and path is not None and path.exists():
-        payload = read_checkpoint(path)
-        stored = CAEConfig.from_dict(payload["config"])
-        if stored.to_dict() != config.to_dict():
-            raise CheckpointError(f"cannot resume {path}: it was trained with a different config; use another --out folder")
-        trainer.model.load_state_dict(payload["model_state"])
-        if payload.get("trainer_state"):
-            trainer.load_state_dict(payload["trainer_state"])
-        already = float(payload.get("extra", {}).get("train_seconds", 0.0))
-    history = trainer.fit()
-    if path is not None and not checkpoint_every_epoch:
-        save(trainer, {})
+    lock = RunLock(path.parent) if path is not None and is_main_process() else nullcontext()
+    with lock:
+        trainer = build_trainer(config, train, val, progress=progress, callbacks=[save] if checkpoint_every_epoch else [])
+        if resume and path is not None and path.exists():
+            payload = read_checkpoint(path)
+            stored = CAEConfig.from_dict(payload["config"])
+            diffs = config_differences(stored, config)
+            if diffs:
+                raise CheckpointError(
+                    f"cannot resume {path}: it was trained with other settings. " + "; ".join(diffs)
+                    + ". Resume with the settings it was started with, or start a new run in another folder."
+                )
+            try:
+                check_same_data(payload.get("data"), provenance, what=f"the run in {path.parent}")
+            except ValueError as err:
+                raise CheckpointError(f"cannot resume: {err}") from err
+            trainer.model.load_state_dict(payload["model_state"])
+            if payload.get("trainer_state"):
+                trainer.load_state_dict(payload["trainer_state"])
+            already = float(payload.get("extra", {}).get("train_seconds", 0.0))
+        history = trainer.fit()
+        if path is not None and not checkpoint_every_epoch:
+            save(trainer, {})
+    for message in training_warnings(history, config, len(train)):
+        warnings.warn(message, TrainingWarning, stacklevel=2)
     return trainer.model.eval(), history, path
 
 
@@ -100,6 +218,8 @@ def pretrained_path(dataset: str, name: str = "cae") -> Path:
 
 def find_pretrained(config: CAEConfig, name: str = "cae") -> Path | None:
     """The shipped checkpoint whose stored config equals ``config`` (ignoring the device), else None."""
+    if looks_like_path(config.dataset):  # your own data: nothing is shipped for it
+        return None
     path = pretrained_path(config.dataset, name)
     if not path.exists():
         return None
@@ -130,7 +250,8 @@ def load_or_train(
     this config. Returns ``(model, history, where)`` with ``where`` saying which one was used.
     The channel count and dataset name are first taken from the data (:func:`config_for_data`).
     """
-    config = config_for_data(config, load_dataset(config.dataset, split="val", size=config.size, data_dir=data_dir))
+    data = load_dataset(config.dataset, split="val", size=config.size, data_dir=data_dir)
+    config = config_for_data(config, data)
     if not retrain:
         candidates = [find_pretrained(config)]
         if out is not None and (Path(out) / "model.pt").exists():
@@ -139,7 +260,16 @@ def load_or_train(
             if cand is None:
                 continue
             model, stored, payload = load_checkpoint(cand, expected_dataset=config.dataset)
-            if same_settings(stored, config):
+            if same_settings(stored, config) and _same_data(payload, data):
                 return model, payload["history"], f"loaded {cand}"
     model, history, path = train_cae(config, out=out, data_dir=data_dir, progress=progress)
     return model, history, f"trained, saved to {path}" if path else "trained (not saved)"
+
+
+def _same_data(payload: dict[str, Any], data: Any) -> bool:
+    """Whether a checkpoint was trained on ``data`` (True when it records no fingerprint)."""
+    try:
+        check_same_data(payload.get("data"), describe(data))
+    except ValueError:
+        return False
+    return True

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import CAEConfig, LossConfig
+from cae_lib.distributed import gather_with_grad, is_distributed, world
 
 
 class NTXentLoss(nn.Module):
@@ -37,6 +38,13 @@ class NTXentLoss(nn.Module):
 
     Args:
         temperature: tau > 0.01. Small tau sharpens the softmax; SimCLR used 0.5 for small batches.
+        gather_distributed: when several processes train together (``torchrun``, DDP), gather
+            the projections of every rank (:func:`cae_lib.distributed.gather_with_grad`), so that
+            each view is contrasted with the 2N - 2 negatives of the *global* batch, not only
+            its own rank's: the loss then does not change with the number of processes. Each
+            rank returns the mean over its own views; with DDP's gradient averaging this is the
+            gradient of the single-process loss. ``None`` (default) gathers whenever a process
+            group with more than one rank is running; ``False`` contrasts within each rank.
 
     Shapes:
         z1, z2: (N, D) projections of the two views (they need not be normalised).
@@ -50,11 +58,12 @@ class NTXentLoss(nn.Module):
         >>> loss = loss_fn(torch.randn(8, 16), torch.randn(8, 16))
     """
 
-    def __init__(self, temperature: float = 0.5) -> None:
+    def __init__(self, temperature: float = 0.5, gather_distributed: bool | None = None) -> None:
         super().__init__()
         if not temperature > 0.01:
             raise ValueError(f"temperature must be > 0.01 (got {temperature}); values near 0 overflow the softmax")
         self.temperature = float(temperature)
+        self.gather_distributed = gather_distributed
 
     def similarity_logits(self, z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (logits (2N, 2N) with the diagonal masked to -inf, positive index (2N,))."""
@@ -70,8 +79,27 @@ class NTXentLoss(nn.Module):
         return logits, positives
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        if self.gather_distributed is not False and is_distributed():
+            return self._forward_gathered(z1, z2)
         logits, positives = self.similarity_logits(z1, z2)
         return F.cross_entropy(logits, positives)  # softmax over the 2N - 1 other views
+
+    def _forward_gathered(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """This rank's views (n of each) against the 2N views of all ranks (N = world_size * n)."""
+        if z1.shape != z2.shape or z1.dim() != 2:
+            raise ValueError(f"z1 and z2 must both be (N, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        rank, n = world()[0], z1.shape[0]
+        a, b = gather_with_grad(z1), gather_with_grad(z2)  # (N, D) each, in rank order
+        big_n = a.shape[0]
+        z = F.normalize(torch.cat([a, b], dim=0), dim=1)  # (2N, D): all first views, then all second views
+        own = torch.arange(rank * n, (rank + 1) * n, device=z.device)
+        mine = torch.cat([own, big_n + own])  # global row of each of this rank's 2n views
+        logits = z[mine] @ z.T / self.temperature  # (2n, 2N)
+        self_mask = torch.zeros_like(logits, dtype=torch.bool)
+        self_mask[torch.arange(2 * n, device=z.device), mine] = True
+        logits = logits.masked_fill(self_mask, float("-inf"))  # a view is not its own negative
+        positives = torch.cat([mine[n:], mine[:n]])  # first view i <-> second view i
+        return F.cross_entropy(logits, positives)
 
 
 def positive_pair_accuracy(logits: torch.Tensor, positives: torch.Tensor, k: int = 1) -> float:
@@ -124,6 +152,11 @@ class CAEObjective:
         self.augment = augment
         self.ntxent = NTXentLoss(loss.temperature)
 
+    @property
+    def uses_every_parameter(self) -> bool:
+        """Whether every weight of the CAE gets a gradient (DDP needs to know): not when a term is off."""
+        return self.cfg.recon_weight > 0 and self.cfg.contrastive_weight > 0
+
     @classmethod
     def from_config(cls, cfg: CAEConfig) -> "CAEObjective":
         return cls(cfg.loss, ContrastiveAugment(cfg.augment))
@@ -139,8 +172,7 @@ class CAEObjective:
             terms["recon"] = reconstruction_loss(out.x_hat, views, c.recon)
         if c.contrastive_weight > 0:
             h1, h2 = out.h.chunk(2, dim=0)
-            logits, positives = self.ntxent.similarity_logits(h1, h2)
-            terms["contrastive"] = F.cross_entropy(logits, positives)
+            terms["contrastive"] = self.ntxent(h1, h2)  # the tested loss module is the one that trains
         if c.kl_weight > 0:
             if out.logvar is None:
                 raise ValueError("kl_weight > 0 but the model is not variational (variant='ae')")
@@ -149,8 +181,10 @@ class CAEObjective:
         loss = sum(weights[name] * value for name, value in terms.items())
         logs = {name: value.item() for name, value in terms.items()}
         if "contrastive" in terms:
-            logs["top1"] = positive_pair_accuracy(logits.detach(), positives, 1)
-            logs["top5"] = positive_pair_accuracy(logits.detach(), positives, 5)
+            with torch.no_grad():  # where each positive ranks: a progress signal, not part of the loss
+                logits, positives = self.ntxent.similarity_logits(h1.detach(), h2.detach())
+            logs["top1"] = positive_pair_accuracy(logits, positives, 1)
+            logs["top5"] = positive_pair_accuracy(logits, positives, 5)
         logs["loss"] = loss.item()
         return loss, logs
 

@@ -1,6 +1,6 @@
 """The contrastive autoencoder: encoder, decoder, projection head, AE and VAE variants.
 
-Layout (28 px input, ``width = w``; at 64 px one more stride-2 block is added)::
+Layout (28 px input, ``width = w``)::
 
     encoder  x (B, C, 28, 28)
       Conv3x3(C -> w)        + BatchNorm + ReLU          (B, w, 28, 28)
@@ -14,6 +14,22 @@ Layout (28 px input, ``width = w``; at 64 px one more stride-2 block is added)::
       Conv3x3(w -> C) + Sigmoid                          x_hat (B, C, 28, 28) in [0, 1]
     projection head (SimCLR; the authors' L -> 2L -> 2L -> L)
       Linear(L -> 2L) + BatchNorm + ReLU, Linear(2L -> 2L) + BatchNorm + ReLU, Linear(2L -> L)
+
+Every MedMNIST+ size uses the same blocks; larger images get more stride-2 blocks (channels
+stop growing at 4w), so the last feature map stays 7x7 or 8x8 and the code z keeps its size L.
+The decoder mirrors the encoder.
+
+=====  ==================  =============================================  ===================
+size   stride-2 blocks     encoder feature maps (channels x side)          last map -> Linear
+=====  ==================  =============================================  ===================
+28     2                   w x 28, 2w x 14, 4w x 7                         4w x 7 x 7
+64     3                   w x 64, 2w x 32, 4w x 16, 4w x 8                4w x 8 x 8
+128    4                   w x 128, 2w x 64, 4w x 32, 4w x 16, 4w x 8      4w x 8 x 8
+224    5                   w x 224, 2w x 112, 4w x 56, ..., 4w x 7         4w x 7 x 7
+=====  ==================  =============================================  ===================
+
+Parameters, multiply-accumulates per image and peak memory at each size:
+``benchmarks/results/sizes.md`` (made by ``benchmarks/sizes.py``; see :func:`count_macs`).
 
 BatchNorm sits between every convolution and its ReLU; the latent layer has none, so the code is
 free to take any scale. With the defaults (L = 32, w = 16) the model has about 0.29 M parameters
@@ -29,6 +45,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from cae_lib.config import ModelConfig
 
@@ -41,8 +58,14 @@ def _deconv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
+#: Stride-2 blocks per image size: the last feature map is 7x7 (28, 224 px) or 8x8 (64, 128 px).
+DOWNSAMPLES = {28: 2, 64: 3, 128: 4, 224: 5}
+
+
 def _n_downsamples(image_size: int) -> int:
-    return {28: 2, 64: 3}[image_size]
+    if image_size not in DOWNSAMPLES:
+        raise ValueError(f"image_size must be one of {tuple(DOWNSAMPLES)} (the MedMNIST sizes), got {image_size}")
+    return DOWNSAMPLES[image_size]
 
 
 class ConvBackbone(nn.Module):
@@ -149,8 +172,16 @@ class ContrastiveAutoencoder(nn.Module):
         self.encoder = Encoder(self.cfg)
         self.decoder = Decoder(self.cfg, self.encoder.backbone.out_shape)
         self.projector = ProjectionHead(self.cfg.latent_dim, self.cfg.proj_hidden_mult)
-        # NHWC ("channels last") layout: the same numbers, ~30 % faster convolutions on CPU (oneDNN).
-        self.to(memory_format=torch.channels_last)
+        self.use_channels_last(True)
+
+    def use_channels_last(self, enabled: bool = True) -> "ContrastiveAutoencoder":
+        """Keep weights and inputs in NHWC ("channels last") layout (the default) or in NCHW.
+
+        The same numbers either way; channels last made the convolutions ~30 % faster on CPU
+        (oneDNN) and suits tensor cores on CUDA. ``TrainConfig.channels_last`` sets it.
+        """
+        self._memory_format = torch.channels_last if enabled else torch.contiguous_format
+        return self.to(memory_format=self._memory_format)
 
     @property
     def is_variational(self) -> bool:
@@ -158,7 +189,7 @@ class ContrastiveAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, H, W) -> (mu (B, L), logvar (B, L) or None)."""
-        return self.encoder(x.contiguous(memory_format=torch.channels_last))
+        return self.encoder(x.contiguous(memory_format=self._memory_format))
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         if logvar is None or not self.training:
@@ -178,3 +209,21 @@ class ContrastiveAutoencoder(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Multiply-accumulates of one forward pass on one image of ``input_shape`` (C, H, W).
+
+    Counted by ``torch.utils.flop_counter`` (convolutions and matrix products; 1 MAC = 2 FLOPs),
+    in eval mode on the CPU. For a training step of the CAE multiply by about 3 (forward +
+    backward) and by 2 (two views).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops() // 2)

@@ -1,8 +1,9 @@
-"""Small shared helpers: seeding, device choice, atomic file writes, resource measurement."""
+"""Small shared helpers: seeding, device choice, CPU threads, atomic file writes, resource measurement."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import resource
@@ -24,6 +25,22 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
+def class_name(label: Any, class_names: Any = None) -> str:
+    """The name of an integer class label, or the label itself when no (matching) name is given."""
+    if class_names is None:
+        return str(label)
+    try:
+        return str(class_names[int(label)])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return str(label)
+
+
 def pick_device(device: str | None = "auto") -> torch.device:
     """Return the requested device; ``"auto"`` picks CUDA, then Apple MPS, then CPU."""
     if device in (None, "auto"):
@@ -34,6 +51,77 @@ def pick_device(device: str | None = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(device)
+
+
+THREADS_ENV_VAR = "CAE_NUM_THREADS"
+
+
+def cpu_quota(cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota of this process's container in cores (e.g. 1.0 or 2.5), or None when unlimited.
+
+    Reads cgroup v2 ``cpu.max`` (``"200000 100000"`` = 2 cores, ``"max 100000"`` = no limit), else
+    cgroup v1 ``cpu/cpu.cfs_quota_us`` / ``cpu.cfs_period_us``. On Binder and in Docker the quota can
+    be 1 core while ``os.cpu_count()`` reports every core of the host.
+    """
+    root = Path(cgroup_root)
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus(cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> int:
+    """Cores this process may really use: its CPU affinity, capped by the container's quota (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def default_num_threads(environ: dict[str, str] | None = None, cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> int:
+    """How many threads PyTorch should use on the CPU.
+
+    Order: ``$CAE_NUM_THREADS`` (a positive integer), then ``$OMP_NUM_THREADS``, then
+    :func:`available_cpus` (affinity and container quota). PyTorch's own default is the number of
+    cores of the *host*, which oversubscribes a container limited to fewer cores, and two trainings
+    side by side then run 4 to 8 times slower; give each ``CAE_NUM_THREADS=1`` in that case.
+
+    Raises:
+        ValueError: ``$CAE_NUM_THREADS`` is set but is not a positive integer.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(THREADS_ENV_VAR, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{THREADS_ENV_VAR}={value!r}: expected a positive whole number of threads, e.g. {THREADS_ENV_VAR}=2")
+        return int(value)
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) >= 1:
+        return int(omp)
+    return available_cpus(cgroup_root)
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set PyTorch's CPU thread count to ``n`` (default :func:`default_num_threads`); return it.
+
+    The command line calls this once at start-up; in Python call it yourself (nothing is changed
+    at import time).
+    """
+    n = default_num_threads() if n is None else int(n)
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    return n
 
 
 @contextmanager

@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from cae_lib.cluster import (
     METHODS,
@@ -161,3 +164,39 @@ def test_gmm_falls_back_to_diag_when_full_fails(monkeypatch):
 def test_threads_do_not_change_the_result():
     z, y = blobs()
     np.testing.assert_array_equal(cluster_latents(z, 3, n_threads=None), cluster_latents(z, 3, n_threads=1))
+
+
+# --------------------------------------------------------------------------------------------
+# scikit-learn estimator API
+# --------------------------------------------------------------------------------------------
+def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
+    model = LatentClusterer(3, method="gmm", preprocess="l2", seed=4)
+    copy = clone(model)
+    assert copy is not model and copy.get_params() == model.get_params()
+    z, _ = blobs()
+    model.fit(z)
+    assert not hasattr(clone(model), "labels_")
+
+
+def test_get_and_set_params():
+    model = LatentClusterer(2)
+    params = model.get_params()
+    assert params["k"] == 2 and params["method"] == "kmeans" and params["n_threads"] == 1
+    assert model.set_params(k=3, preprocess="standardize") is model
+    z, y = blobs()
+    assert hungarian_accuracy(y, model.fit(z).labels_) == 1.0
+
+
+def test_invalid_parameters_are_reported_by_fit_not_init():
+    model = LatentClusterer(3, method="spectral")  # sklearn convention: __init__ only stores
+    with pytest.raises(ValueError, match="kmeans, gmm, agglomerative"):
+        model.fit(blobs()[0])
+
+
+def test_works_as_the_last_step_of_a_pipeline():
+    z, y = blobs()
+    pipe = make_pipeline(StandardScaler(), LatentClusterer(3))
+    labels = pipe.fit_predict(z)
+    assert hungarian_accuracy(y, labels) == 1.0
+    np.testing.assert_array_equal(pipe.fit(z).predict(z), labels)
+    np.testing.assert_array_equal(pipe.fit(z, y).named_steps["latentclusterer"].labels_, labels)  # y is ignored

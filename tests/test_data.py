@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import cae_lib.data.checksums as checksums_mod
 import cae_lib.data.download as download_mod
 from cae_lib.data import (
     ChecksumError,
@@ -154,13 +155,15 @@ def test_official_files_via_env_var(name: str, shared_data_dir: Path, monkeypatc
 
 
 def test_download_true_verifies_existing_official_file_without_downloading(
-    shared_data_dir: Path, forbid_download: None, monkeypatch: pytest.MonkeyPatch
+    shared_data_dir: Path, forbid_download: None, clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hashed = []
-    real = download_mod.md5sum
-    monkeypatch.setattr(download_mod, "md5sum", lambda p: hashed.append(p) or real(p))
+    real = checksums_mod.md5sum
+    monkeypatch.setattr(checksums_mod, "md5sum", lambda p: hashed.append(p) or real(p))
     load_dataset("breastmnist", "val", data_dir=shared_data_dir, download=True)
     assert hashed == [shared_data_dir / "breastmnist.npz"]
+    load_dataset("breastmnist", "test", data_dir=shared_data_dir, download=True)
+    assert len(hashed) == 1  # remembered in the toolkit's cache (clean_env's), not beside the data
 
 
 def test_list_datasets_and_table(shared_data_dir: Path) -> None:

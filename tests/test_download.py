@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-import cae_lib.data.download as download_mod
+import cae_lib.data.checksums as checksums_mod
 from cae_lib.data import (
     ChecksumError,
     CorruptFileError,
@@ -219,14 +219,17 @@ def test_load_dataset_downloads_verifies_and_stamps(
     server: _Server, payload: tuple[bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_hang
 ) -> None:
     body, md5 = payload
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     info = _mirror(server.serve("/bloodmnist.npz", "ok", body), md5)
     data_dir = tmp_path / "cache"
     data = no_hang(load_dataset, info, "train", data_dir=data_dir, timeout=5, progress=False)
     assert len(data) == 24 and data.n_channels == 3 and data.to_tensor([0, 1]).shape == (2, 3, 28, 28)
     assert data.source == str(data_dir / "bloodmnist.npz")
-    assert _files(data_dir) == ["bloodmnist.npz", "bloodmnist.npz.md5ok"]
-    # loading again neither downloads nor re-hashes: the stamp records the verified size and mtime
-    monkeypatch.setattr(download_mod, "md5sum", lambda p: pytest.fail("re-hashed a verified file"))
+    # nothing but the data file in the data folder: the verification stamp lives in the toolkit's cache
+    assert _files(data_dir) == ["bloodmnist.npz"]
+    assert len(list((tmp_path / "xdg" / "cae_lib" / "verified").iterdir())) == 1
+    # loading again neither downloads nor re-hashes: the stamp records the verified path, size and mtime
+    monkeypatch.setattr(checksums_mod, "md5sum", lambda p: pytest.fail("re-hashed a verified file"))
     assert len(load_dataset(info, "test", data_dir=data_dir, progress=False)) == 8
     assert server.hits == {"/bloodmnist.npz": 1}
 
@@ -277,7 +280,7 @@ def test_existing_bad_file_is_redownloaded_atomically(
     info = _mirror(server.serve("/bloodmnist.npz", "ok", body), md5)
     data = no_hang(load_dataset, info, "test", data_dir=tmp_path, timeout=5, progress=False)
     assert len(data) == 8 and bad.read_bytes() == body
-    assert _files(tmp_path) == ["bloodmnist.npz", "bloodmnist.npz.md5ok"]
+    assert _files(tmp_path) == ["bloodmnist.npz"]  # no stamp beside the data
 
 
 def test_existing_bad_file_offline_raises_with_both_md5s(tmp_path: Path, payload: tuple[bytes, str], no_hang) -> None:
@@ -301,7 +304,7 @@ def test_read_only_folder_is_never_written(tmp_path: Path, payload: tuple[bytes,
     folder.chmod(0o555)
     try:
         url = server.serve("/bloodmnist.npz", "ok", body)
-        # a good file verifies, but no stamp is written (even when running as root)
+        # a good file verifies, and nothing is written into the folder (even when running as root)
         assert ensure_file(_mirror(url, md5), 28, folder, download=True, progress=False) == folder / "bloodmnist.npz"
         # a bad MD5 cannot be repaired in place: clear error, no download attempted
         with pytest.raises(ChecksumError, match="read-only"):
@@ -326,7 +329,7 @@ def test_download_false_trusts_existing_file_without_hashing(
 ) -> None:
     body, _ = payload
     (tmp_path / "bloodmnist.npz").write_bytes(body)  # MD5 differs from the official file
-    monkeypatch.setattr(download_mod, "md5sum", lambda p: pytest.fail("download=False must not hash"))
+    monkeypatch.setattr(checksums_mod, "md5sum", lambda p: pytest.fail("download=False must not hash"))
     data = load_dataset("bloodmnist", data_dir=tmp_path, download=False)
     assert data.images.shape == (24, 28, 28, 3)
     assert np.array_equal(np.bincount(data.labels), [3] * 8)

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import AugmentConfig, LossConfig, ModelConfig

@@ -5,7 +5,7 @@ import torch
 
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import AugmentConfig, CAEConfig, ModelConfig, preset
-from cae_lib.models import ContrastiveAutoencoder, count_parameters
+from cae_lib.models import ContrastiveAutoencoder, count_macs, count_parameters
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -82,3 +82,31 @@ def test_augment_strength_zero_is_identity_and_strength_scales_change():
     assert diffs[0] < diffs[1] < diffs[2]
     with pytest.raises(ValueError, match="strength"):
         ContrastiveAugment(AugmentConfig(strength=-1))
+
+
+@pytest.mark.parametrize("size", [28, 64, 128, 224])
+def test_every_medmnist_size_keeps_the_code_size(size: int) -> None:
+    cfg = ModelConfig(image_size=size, in_channels=3, latent_dim=16, width=4)
+    model = ContrastiveAutoencoder(cfg)
+    out = model(torch.rand(2, 3, size, size))
+    assert out.x_hat.shape == (2, 3, size, size) and out.z.shape == (2, 16) and out.h.shape == (2, 16)
+    assert model.encoder.backbone.out_shape[1] in (7, 8)  # the last feature map is 7x7 or 8x8 at every size
+
+
+def test_macs_follow_the_image_area() -> None:
+    """count_macs against a hand count for the smallest model, and growth with the image size."""
+    cfg = ModelConfig(image_size=28, in_channels=1, latent_dim=2, width=1, proj_hidden_mult=1)
+    model = ContrastiveAutoencoder(cfg)
+    # encoder: conv3x3 1->1 on 28x28, conv4x4 1->2 s2 (14x14), conv4x4 2->4 s2 (7x7), linear 196->2
+    encoder = 9 * 28 * 28 + 16 * 2 * 14 * 14 + 16 * 2 * 4 * 7 * 7 + 196 * 2
+    # decoder: linear 2->196, convT4x4 4->2 (14x14 out), convT4x4 2->1 (28x28 out), conv3x3 1->1 on 28x28
+    decoder = 2 * 196 + 16 * 4 * 2 * 7 * 7 + 16 * 2 * 1 * 14 * 14 + 9 * 28 * 28
+    head = 2 * 2 + 2 * 2 + 2 * 2
+    assert count_macs(model, (1, 28, 28)) == encoder + decoder + head
+    macs = [count_macs(ContrastiveAutoencoder(ModelConfig(image_size=s)), (1, s, s)) for s in (28, 64, 128, 224)]
+    assert macs == sorted(macs) and macs[-1] > 50 * macs[0]
+
+
+def test_unknown_size_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="28, 64, 128, 224"):
+        ModelConfig(image_size=100).validate()

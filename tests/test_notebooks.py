@@ -1,28 +1,30 @@
-"""Execute every course notebook top to bottom with tiny parameters (FAST=True).
+"""The course notebooks: their sources, their committed outputs, and a FAST run of each.
 
-Each notebook runs in a fresh kernel through nbclient, with the parameters injected after its
-``parameters`` cell (papermill style, see tools/run_notebooks.py), on
+Every notebook is a pair: ``notebooks/NN_name.py`` (jupytext percent format, the source to edit)
+and ``notebooks/NN_name.ipynb`` (the same cells, with the outputs of a full default run). Here
 
-* PneumoniaMNIST from the shared read-only folder (skipped when it is absent),
-* the bundled ``digits`` (always available),
-* a small synthetic RGB dataset in MedMNIST layout (3 channels, 4 classes), so the RGB code paths run.
+* the two files of each pair must have the same cells (type, source, tags);
+* the structure follows the course conventions (runtime stated, ``parameters`` cell, FAST cell);
+* the committed outputs are fit for a reader with no kernel: no widget state, no error, and a
+  figure under every explorer;
+* each ``.py`` runs top to bottom through papermill (``tools/run_notebooks.py``) with ``FAST=True`` on
+  PneumoniaMNIST from the shared read-only folder (skipped when absent), on the bundled ``digits``,
+  and on a small synthetic RGB set in MedMNIST layout (3 channels, 4 classes).
 
-Kernels get one thread per numerical library (see ``one_thread_kernels``). The whole file takes about
-2 minutes on 2 CPU cores.
-
-The tests check that no cell fails, that figures were drawn, and that the clustering and baseline
-notebooks print their metrics tables. FAST runs save nothing into the repository.
+Kernels get one thread per numerical library. The whole file takes about 3-4 minutes on 2 CPU cores.
+FAST runs save nothing into the repository.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
+from papermill.exceptions import PapermillExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
@@ -46,6 +48,10 @@ def one_thread_kernels(monkeypatch):
         monkeypatch.setenv(var, "1")
 
 
+def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
+    return [(c.cell_type, c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
 def _outputs_text(nb: nbformat.NotebookNode) -> str:
     parts = []
     for cell in nb.cells:
@@ -57,30 +63,24 @@ def _outputs_text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
-def run_and_check(path: Path, parameters: dict, skip_resnet: bool = False) -> nbformat.NotebookNode:
-    params = {"FAST": True, **parameters, **EXTRA.get(path.stem, {})}
-    if skip_resnet:
-        params.pop("RUN_RESNET", None)
-    nb, seconds, _ = runner.execute_notebook(path, params, timeout=CELL_TIMEOUT, measure_memory=False)
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors, errors
-    n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
-    assert n_figures >= 1, f"{path.name} drew no figure"
-    text = _outputs_text(nb)
-    for needle in MUST_SHOW.get(path.stem, []):
-        assert needle in text, f"{path.name}: {needle!r} not found in the outputs"
-    assert "widgets" not in nb.metadata, "widget state must not be stored"
-    print(f"{path.name} {parameters.get('DATASET')}: {seconds:.1f} s, {n_figures} figures")
-    return nb
-
-
-def test_there_are_six_notebooks():
+def test_there_are_six_paired_notebooks():
     assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+    assert sorted(p.stem for p in (ROOT / "notebooks").glob("0*.py")) == [p.stem for p in NOTEBOOKS]
+    assert not (ROOT / "tools" / "make_notebooks.py").exists(), "the notebooks are their own sources: no generator"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_py_and_ipynb_have_the_same_cells(path):
+    source, committed = _cells(jupytext.read(path.with_suffix(".py"))), _cells(nbformat.read(path, as_version=4))
+    fix = f"run `jupytext --sync notebooks/{path.name}` (the file edited last wins), then `make notebooks NB={path.stem[:2]}`"
+    assert len(source) == len(committed), f"{path.stem}: {len(source)} cells in the .py, {len(committed)} in the .ipynb; {fix}"
+    for i, (a, b) in enumerate(zip(source, committed)):
+        assert a == b, f"{path.stem}: cell {i} differs between the .py and the .ipynb; {fix}\n.py:   {a!r:.300}\n.ipynb: {b!r:.300}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_structure(path):
-    """First code cell tagged `parameters` with the shared names; the next one applies FAST; no stored widget state."""
+    """First code cell tagged `parameters` with the shared names; the next one applies FAST."""
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -90,10 +90,45 @@ def test_notebook_structure(path):
     assert "pneumoniamnist" in code[0].source and "FAST = False" in code[0].source
     assert "if FAST" in code[1].source
     assert nb.cells[0].cell_type == "markdown" and "Runtime" in nb.cells[0].source
-    assert "widgets" not in nb.metadata
     assert path.stat().st_size < 2_000_000, "keep the saved outputs small"
     for cell in code:  # the library holds the logic: no models or losses defined in cells
         assert not re.search(r"^\s*class \w+|nn\.Module|def forward", cell.source, re.M), cell.source[:200]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_read_well_without_a_kernel(path):
+    """What GitHub shows: every code cell ran, no error, no widget state, and a figure under every explorer."""
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), "commit runs with default parameters"
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        assert cell.execution_count is not None, f"{path.stem}: code cell {i} was not executed; run `make notebooks NB={path.stem[:2]}`"
+        outputs = cell.outputs
+        assert not [o for o in outputs if o.output_type == "error"], f"{path.stem}: code cell {i} failed"
+        assert not [o for o in outputs if runner.WIDGET_VIEW in o.get("data", {})], f"{path.stem}: code cell {i} keeps a widget view"
+        for j, out in enumerate(outputs):
+            if str(out.get("data", {}).get("text/plain", "")).startswith(runner.EXPLORER_PREFIX):
+                assert any("image/png" in o.get("data", {}) for o in outputs[j + 1:]), f"{path.stem}: explorer in code cell {i} has no figure"
+
+
+def run_and_check(path: Path, parameters: dict, skip_resnet: bool = False) -> nbformat.NotebookNode:
+    params = {"FAST": True, **parameters, **EXTRA.get(path.stem, {})}
+    if skip_resnet:
+        params.pop("RUN_RESNET", None)
+    try:
+        nb, seconds, peak_mb = runner.execute(path.with_suffix(".py"), params, timeout=CELL_TIMEOUT, measure_memory=True)
+    except PapermillExecutionError as err:
+        pytest.fail(f"{path.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n{''.join(err.traceback)[-3000:]}")
+    n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    assert n_figures >= 1, f"{path.name} drew no figure"
+    text = _outputs_text(nb)
+    for needle in MUST_SHOW.get(path.stem, []):
+        assert needle in text, f"{path.name}: {needle!r} not found in the outputs"
+    assert "widgets" not in nb.metadata, "widget state must not be stored"
+    assert peak_mb is None or peak_mb > 100, "the kernel imports torch: its peak memory cannot be this small"
+    assert not [c for c in nb.cells if runner.PEAK_TAG in c.metadata.get("tags", [])], "the memory cell is not saved"
+    print(f"{path.name} {parameters.get('DATASET')}: {seconds:.1f} s, peak {peak_mb or float('nan'):.0f} MB, {n_figures} figures")
+    return nb
 
 
 @pytest.mark.slow
@@ -115,27 +150,32 @@ def test_notebook_runs_on_rgb_npz(path, tiny_rgb_npz):
     run_and_check(path, {"DATASET": str(data)}, skip_resnet=True)
 
 
-def test_inject_parameters_replaces_previous_injection():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("A = 1")])
-    nb.cells[1].metadata["tags"] = ["parameters"]
-    nb.cells.append(nbformat.v4.new_code_cell("print(A)"))
-    runner.inject_parameters(nb, {"A": 2, "B": "x"})
-    runner.inject_parameters(nb, {"A": 3})
-    assert [c.source for c in nb.cells][1:3] == ["A = 1", "# Parameters injected by tools/run_notebooks.py\nA = 3"]
-    assert len(nb.cells) == 4
-
-
-def test_strip_widgets_keeps_explorer_text_only():
+def test_tidy_keeps_each_explorers_figure_and_drops_widget_state():
+    """A saved widget view without its state shows "Error displaying widget": views go, an explorer
+    keeps its text and its Output widget's figure, a progress bar goes; papermill's metadata goes."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
-    view = {"model_id": "abc", "version_major": 2, "version_minor": 0}
-    nb.cells[0].outputs = [
-        nbformat.v4.new_output("display_data", {runner.WIDGET_VIEW: view, "text/plain": "Interactive explorer: run it"}),
-        nbformat.v4.new_output("display_data", {runner.WIDGET_VIEW: view, "text/plain": "training:   0%|"}),
-        nbformat.v4.new_output("stream", text="hello"),
-    ]
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
-    runner.strip_widgets(nb)
-    assert "widgets" not in nb.metadata
+    png = {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}
+    explorer = {runner.WIDGET_VIEW: {"model_id": "box", "version_major": 2, "version_minor": 0}, "text/plain": "Interactive explorer: run it"}
+    progress = {runner.WIDGET_VIEW: {"model_id": "bar", "version_major": 2, "version_minor": 0}, "text/plain": "training:   0%|"}
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", explorer), nbformat.v4.new_output("display_data", progress),
+                           nbformat.v4.new_output("stream", text="hello")]
+    nb.cells[0].metadata.update({"papermill": {"duration": 1.0}, "tags": []})
+    nb.metadata["papermill"] = {"parameters": {}}
+    nb.metadata["widgets"] = {runner.WIDGET_STATE: {"state": {
+        "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_controls", "IPY_MODEL_out"]}},
+        "controls": {"model_name": "HBoxModel", "state": {"children": []}},
+        "out": {"model_name": "OutputModel", "state": {"outputs": [{"output_type": "display_data", "data": png, "metadata": {}}]}},
+        "bar": {"model_name": "HBoxModel", "state": {"children": []}},
+    }}}
+    runner.tidy(nb)
+    nbformat.validate(nb)
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata and nb.cells[0].metadata == {}
     outs = nb.cells[0].outputs
-    assert len(outs) == 2 and outs[0]["data"] == {"text/plain": "Interactive explorer: run it"} and outs[1]["text"] == "hello"
-    json.dumps(nb)  # still serialisable
+    assert [o.get("data", {}).get("text/plain", o.get("text")) for o in outs] == ["Interactive explorer: run it", "<Figure>", "hello"]
+    assert outs[1]["data"]["image/png"] == png["image/png"]
+
+
+def test_read_notebook_from_its_py_source():
+    nb = runner.read_notebook(ROOT / "notebooks" / "01_data.py")
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert "parameters" in [c for c in nb.cells if c.cell_type == "code"][0].metadata["tags"]

@@ -36,11 +36,11 @@ def make_trainer(cfg: CAEConfig, **kw) -> Trainer:
 
 def test_image_batches_keep_uint8_and_convert_per_batch():
     data = tiny_data()
-    assert data.images.dtype == torch.uint8 and data.images.shape == (48, 1, 28, 28)
+    assert data.images.dtype == np.uint8 and data.images.shape == (48, 28, 28)  # kept as given, MedMNIST layout
     x, y = data.get_batch(torch.tensor([0, 5]))
     assert x.dtype == torch.float32 and x.shape == (2, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
     rgb = ImageBatches(np.zeros((4, 28, 28, 3), np.uint8), np.zeros(4))
-    assert rgb.images.shape == (4, 3, 28, 28)
+    assert rgb.get_batch(torch.tensor([0]))[0].shape == (1, 3, 28, 28)
 
 
 def test_history_has_every_term_and_training_learns():
@@ -143,3 +143,24 @@ def test_embed_uses_eval_mode_and_restores_it():
         model.train()
         mu_train, _ = model.encode(torch.from_numpy(images).float().div(255).unsqueeze(1))
     assert not np.allclose(mu_train.numpy(), z_all, atol=1e-4)  # the bug the test guards against is real
+
+
+def test_keep_best_restores_the_best_epoch_and_early_stopping_shares_it():
+    """One mechanism: the monitored quantity decides both the kept weights and when to stop."""
+    cfg = tiny_config(epochs=6)
+    cfg.train.early_stopping_patience = 2
+    scores = iter([0.5, 0.9, 0.7, 0.6, 0.95, 0.99])  # best at epoch 2; epochs 3 and 4 do not improve
+    snapshots = {}
+
+    def validate(model):
+        snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {"val_acc": next(scores)}
+
+    trainer = make_trainer(cfg, validate=validate, monitor="val_acc", mode="max", keep_best=True)
+    history = trainer.fit()
+    assert [h["val_acc"] for h in history] == [0.5, 0.9, 0.7, 0.6]  # stopped after 2 epochs without improvement
+    assert trainer.state.best_epoch == 2 and trainer.state.best_val == 0.9
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, snapshots[2][k]), k
+    with pytest.raises(ValueError, match="mode"):
+        make_trainer(cfg, mode="biggest")

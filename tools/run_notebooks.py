@@ -1,35 +1,33 @@
-"""Execute the course notebooks one at a time, on one CPU core, and record their runtime and memory.
+"""Execute the course notebooks with papermill, one at a time on one CPU core; record runtime and peak memory.
 
-    python tools/run_notebooks.py                          # every notebooks/0*.ipynb, default parameters, in place
-    python tools/run_notebooks.py notebooks/04_clustering.ipynb
-    python tools/run_notebooks.py --param FAST=True --param DATASET='"digits"' --out-dir /tmp/nb --runtimes /tmp/rt.json
+    python tools/run_notebooks.py                      # every notebook, default parameters, outputs saved in place
+    python tools/run_notebooks.py 04                   # only notebooks/04_*.ipynb (or give paths)
+    python tools/run_notebooks.py --param FAST=True --param DATASET=digits --out-dir /tmp/nb
 
-For each notebook it
+This is a thin layer over papermill (``make notebooks`` calls it). For each notebook it
 
-1. injects parameters (``--param NAME=VALUE``, VALUE a Python literal) in a cell tagged
-   ``injected-parameters`` right after the cell tagged ``parameters``, as papermill does;
-2. appends a cell that prints the kernel's peak resident memory (``getrusage(...).ru_maxrss``);
-3. runs the kernel pinned to one CPU core (``--cores 1``: CPU affinity of this process, which the
-   kernel inherits, and ``OMP_NUM_THREADS=1`` etc.), under a per-cell timeout;
-4. removes the memory cell and every stored widget state (widget views left in outputs: our
-   explorers keep their short text; progress bars, whose saved state would be stale, are dropped);
-5. saves the notebook with its outputs (in place by default) and writes
-   ``notebooks/runtimes.json``: ``{notebook: {"seconds", "peak_mb", "cores", "parameters"}}``.
+1. pairs the files with jupytext (``jupytext --sync``): the ``.ipynb`` gets the cells of
+   ``NN_name.py``, or the ``.py`` those of the ``.ipynb`` when that was edited last (in place only);
+2. runs papermill in a fresh kernel, with ``--param`` values injected after the cell tagged
+   ``parameters``; the kernel is pinned to ``--cores`` CPU cores (affinity and ``OMP_NUM_THREADS``
+   etc., which it inherits); a last cell, removed afterwards, prints the kernel's peak memory;
+3. tidies the result (:func:`tidy`): papermill's metadata and the widget state go, since a saved
+   widget without its kernel shows "Error displaying widget"; each explorer keeps its first figure
+   below its text, so a reader with no kernel (GitHub) sees what the controls change;
+4. writes the notebook (in place by default; not if its ``.py`` was edited while it ran, since the
+   next sync would then copy the old cells over the edit) and, for in-place runs with default
+   parameters, ``notebooks/runtimes.json``: ``{notebook: {"seconds", "peak_mb", "cores", "parameters", "date"}}``.
 
-The same helpers (:func:`inject_parameters`, :func:`execute_notebook`, :func:`strip_widgets`) run
-the notebooks in ``tests/test_notebooks.py``.
-
-For the committed outputs, point the notebooks at the data with the environment variable rather than
-a parameter (an injected cell is saved with the notebook):
-
-    CAE_DATA_DIR=../shared/data/medmnist python tools/run_notebooks.py
+``tests/test_notebooks.py`` runs every notebook through :func:`execute` with ``FAST=True``.
+For the committed outputs, point the notebooks at the data with ``CAE_DATA_DIR`` rather than a
+parameter (injected cells are saved with the notebook and would break the pairing).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import ast
+import copy
 import json
 import os
 import re
@@ -39,117 +37,122 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
+import jupytext
+import jupytext.cli
 import nbformat
-from nbclient import NotebookClient
+import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
+RUNTIMES = NOTEBOOK_DIR / "runtimes.json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-EXPLORER_PREFIX = "Interactive explorer"  # text/plain of cae_lib.widgets.Explorer
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+EXPLORER_PREFIX = "Interactive explorer"  # the text/plain of every cae_lib.widgets.Explorer (EXPLORER_TEXT)
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 PEAK_TAG = "peak-memory"
-PEAK_CODE = (
-    "import resource as _r, sys as _s\n"
-    "_k = 1 if _s.platform != 'darwin' else 1024  # ru_maxrss is in KiB on Linux, bytes on macOS\n"
-    "print('PEAK_MB', max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss) / 1024 / _k)"
-)
+PEAK_CODE = """\
+try:  # the kernel's peak resident memory (ru_maxrss: KiB on Linux, bytes on macOS; no resource module on Windows)
+    import resource as _r, sys as _s
+    print("PEAK_MB", _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / (1024 ** 2 if _s.platform == "darwin" else 1024))
+except ImportError:
+    pass"""
 
 
-def inject_parameters(nb: nbformat.NotebookNode, parameters: Mapping[str, Any]) -> nbformat.NotebookNode:
-    """Insert ``NAME = repr(value)`` lines in a cell tagged ``injected-parameters`` after the ``parameters`` cell.
-
-    A previously injected cell is replaced. Without a ``parameters`` cell the values go first.
-    """
-    cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    if parameters:
-        src = "# Parameters injected by tools/run_notebooks.py\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-        cell = nbformat.v4.new_code_cell(src)
-        cell.metadata["tags"] = ["injected-parameters"]
-        where = next((i + 1 for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), 0)
-        cells.insert(where, cell)
-    nb.cells = cells
-    return nb
+def read_notebook(path: str | Path) -> nbformat.NotebookNode:
+    """A notebook from its ``.ipynb`` or from its jupytext ``.py`` source (cells only, no outputs)."""
+    path = Path(path)
+    if path.suffix == ".py":
+        nb = jupytext.read(path)
+        nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}  # as in every .ipynb here
+        return nb
+    return nbformat.read(path, as_version=4)
 
 
-def strip_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove stored widget state: ``metadata.widgets`` and the widget views in outputs.
-
-    Explorers keep their text/plain placeholder (see ``cae_lib.widgets.EXPLORER_TEXT``); other widget
-    outputs (tqdm progress bars) are dropped, since their saved text would be their first, stale state.
-    """
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        kept = []
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if WIDGET_VIEW in data:
-                text = data.get("text/plain", "")
-                if not str(text).startswith(EXPLORER_PREFIX):
-                    continue
-                out["data"] = {"text/plain": text}
-            kept.append(out)
-        cell["outputs"] = kept
-    return nb
-
-
-def _peak_mb(nb: nbformat.NotebookNode) -> float | None:
-    for cell in nb.cells:
-        if PEAK_TAG in cell.get("metadata", {}).get("tags", []):
-            for out in cell.get("outputs", []):
-                m = re.search(r"PEAK_MB ([0-9.]+)", out.get("text", ""))
-                if m:
-                    return float(m.group(1))
-    return None
-
-
-def execute_notebook(
+def execute(
     path: str | Path,
     parameters: Mapping[str, Any] | None = None,
     timeout: int = 600,
-    measure_memory: bool = True,
-    kernel_name: str = "python3",
     retries: int = 1,
+    measure_memory: bool = False,
 ) -> tuple[nbformat.NotebookNode, float, float | None]:
-    """Run a notebook top to bottom in its own folder; return ``(executed notebook, seconds, peak MB)``.
+    """Run a notebook (``.ipynb`` or ``.py``) top to bottom with papermill in its own folder.
 
-    Raises ``nbclient.exceptions.CellExecutionError`` on the first failing cell and
-    ``CellTimeoutError`` when a cell runs longer than ``timeout`` seconds in each of ``1 + retries``
-    attempts (each attempt starts a fresh kernel).
+    Returns ``(executed and tidied notebook, seconds, the kernel's peak memory in MB or None)``.
+    Raises ``papermill.PapermillExecutionError`` on the first failing cell, and ``CellTimeoutError``
+    when a cell runs longer than ``timeout`` seconds in each of ``1 + retries`` attempts (each in a
+    fresh kernel).
     """
-    path = Path(path)
-    nb = inject_parameters(nbformat.read(path, as_version=4), dict(parameters or {}))
+    path = Path(path).resolve()
+    source = read_notebook(path)
     if measure_memory:
-        cell = nbformat.v4.new_code_cell(PEAK_CODE)
-        cell.metadata["tags"] = [PEAK_TAG]
-        nb.cells.append(cell)
-    fresh = copy.deepcopy(nb)
+        source.cells.append(nbformat.v4.new_code_cell(PEAK_CODE, metadata={"tags": [PEAK_TAG]}))
     for attempt in range(retries + 1):
-        nb = copy.deepcopy(fresh)
-        client = NotebookClient(
-            nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}},
-            record_timing=False,  # widget state is kept while running (nbclient needs it for Output widgets), stripped below
-        )
         start = time.perf_counter()
         try:
-            client.execute()
+            nb = papermill.execute_notebook(
+                copy.deepcopy(source), None, parameters=dict(parameters or {}), kernel_name="python3",
+                cwd=str(path.parent), execution_timeout=timeout, progress_bar=False, record_timing=False,
+            )
             break
         except (CellTimeoutError, DeadKernelError) as exc:
-            # nbclient sometimes waits forever for a reply the kernel already sent (a lost ZMQ message,
-            # seen here and reported upstream for cells that display widgets): a cell that normally takes
-            # seconds then "times out". Run the whole notebook again in a fresh kernel.
+            # Still needed with papermill, which runs every cell through nbclient's execute_cell:
+            # nbclient now and then waits forever for a reply the kernel already sent when a cell
+            # displays widgets (seen here before papermill; open upstream as
+            # https://github.com/jupyter/nbclient/issues/312). A cell that takes seconds then
+            # "times out": run the whole notebook again in a fresh kernel.
             if attempt == retries:
                 raise
             print(f"note: {path.name}: {type(exc).__name__} ({str(exc).splitlines()[0][:120]}); retrying in a fresh kernel", flush=True)
     seconds = time.perf_counter() - start
-    peak = _peak_mb(nb)
-    nb.cells = [c for c in nb.cells if PEAK_TAG not in c.get("metadata", {}).get("tags", [])]
-    return strip_widgets(nb), seconds, peak
+    peak = None
+    for cell in [c for c in nb.cells if PEAK_TAG in c.metadata.get("tags", [])]:
+        found = re.search(r"PEAK_MB ([0-9.]+)", "".join(o.get("text", "") for o in cell.outputs))
+        peak = float(found.group(1)) if found else None
+        nb.cells.remove(cell)
+    return tidy(nb), seconds, peak
+
+
+def _widget_outputs(model_id: str, state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The outputs held by the Output widgets inside widget ``model_id`` (children first to last)."""
+    model = state.get(model_id, {})
+    if model.get("model_name") == "OutputModel":
+        return [o for o in model.get("state", {}).get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+    children = model.get("state", {}).get("children", [])
+    return [o for child in children for o in _widget_outputs(str(child).removeprefix("IPY_MODEL_"), state)]
+
+
+def tidy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Make an executed notebook fit to commit.
+
+    * papermill's and nbclient's bookkeeping (``metadata.papermill``, cell timings, empty tags) goes;
+    * every widget view goes with the widget state (without a kernel it would only say "Error
+      displaying widget"): an explorer keeps its text (``cae_lib.widgets.EXPLORER_TEXT``) followed by
+      what its output area showed, i.e. its first figure; other widgets (progress bars) are dropped.
+    """
+    state = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        if not cell.metadata.get("tags", True):
+            del cell.metadata["tags"]
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            if WIDGET_VIEW not in data:
+                kept.append(out)
+            elif str(data.get("text/plain", "")).startswith(EXPLORER_PREFIX):
+                kept.append(nbformat.v4.new_output("display_data", {"text/plain": data["text/plain"]}))
+                kept += [nbformat.from_dict(o) for o in _widget_outputs(data[WIDGET_VIEW]["model_id"], state)]
+        cell.outputs = kept
+    return nb
 
 
 def pin_to_cores(n: int) -> list[int]:
-    """Restrict this process (and so the kernels it starts) to ``n`` CPU cores and one thread per library."""
+    """Restrict this process (and so the kernels it starts) to ``n`` CPU cores and ``n`` threads per library."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
         os.environ[var] = str(n)
     if hasattr(os, "sched_setaffinity"):
@@ -167,44 +170,65 @@ def _literal(text: str) -> Any:
         return text  # a bare word: take it as a string (DATASET=digits)
 
 
+def _select(names: list[str]) -> list[Path]:
+    every = sorted(NOTEBOOK_DIR.glob("0*.ipynb"))
+    if not names:
+        return every
+    paths = []
+    for name in names:
+        matches = [Path(name).with_suffix(".ipynb")] if Path(name).suffix else [p for p in every if p.name.startswith(name)]
+        if not matches or not matches[0].exists():
+            raise SystemExit(f"no notebook {name!r}; choose from {[p.stem for p in every]} or give a path")
+        paths += matches
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: notebooks/0*.ipynb)")
+    p.add_argument("notebooks", nargs="*", help="notebook paths or name prefixes such as 04 (default: all of notebooks/0*.ipynb)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="parameter override (a Python literal)")
     p.add_argument("--cores", type=int, default=1, help="CPU cores for the kernel (default 1; 0: no pinning)")
-    p.add_argument("--timeout", type=int, default=300, help="seconds one cell may run before the notebook is retried once in a fresh kernel (default 300)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds one cell may run before the notebook is retried once in a fresh kernel")
     p.add_argument("--out-dir", default=None, help="write executed notebooks here instead of in place")
-    p.add_argument("--runtimes", default=str(NOTEBOOK_DIR / "runtimes.json"), help="JSON file to update with the measurements")
+    p.add_argument("--runtimes", default=None, help=f"JSON file to update (default: {RUNTIMES.relative_to(ROOT)} for in-place runs with default parameters)")
     args = p.parse_args(argv)
 
-    params = {}
-    for item in args.param:
-        name, _, value = item.partition("=")
-        params[name.strip()] = _literal(value.strip())
+    params = {name.strip(): _literal(value.strip()) for name, _, value in (item.partition("=") for item in args.param)}
+    in_place = args.out_dir is None
+    runtimes_path = Path(args.runtimes) if args.runtimes else (RUNTIMES if in_place and not params else None)
+    runtimes = json.loads(runtimes_path.read_text()) if runtimes_path and runtimes_path.exists() else {}
     cores = pin_to_cores(args.cores) if args.cores > 0 else []
-    paths = [Path(n) for n in args.notebooks] or sorted(NOTEBOOK_DIR.glob("0*.ipynb"))
-    runtimes_path = Path(args.runtimes)
-    runtimes = json.loads(runtimes_path.read_text()) if runtimes_path.exists() else {}
-    print(f"running {len(paths)} notebook(s) on cores {cores or 'all'}" + (f" with {params}" if params else ""))
+    paths = _select(args.notebooks)
+    print(f"running {len(paths)} notebook(s) on cores {cores or 'all'}" + (f" with {params}" if params else ""), flush=True)
     failed = 0
     for path in paths:
+        source = path.with_suffix(".py")
+        if in_place:
+            jupytext.cli.jupytext(["--sync", "--quiet", str(path)])
+        before = source.read_text() if source.exists() else None
         print(f"{path.name} ...", end=" ", flush=True)
         try:
-            nb, seconds, peak = execute_notebook(path, params, timeout=args.timeout)
+            nb, seconds, peak = execute(path, params, timeout=args.timeout, measure_memory=True)
         except Exception as err:  # report and go on with the next notebook
             failed += 1
             print(f"FAILED: {type(err).__name__}: {str(err)[-2000:]}")
             continue
-        out = Path(args.out_dir) / path.name if args.out_dir else path
+        if in_place and source.exists() and source.read_text() != before:
+            # Saving now would make the .ipynb, with the old cells, the newer file of the pair, and
+            # the next `jupytext --sync` would copy those old cells over the edit.
+            failed += 1
+            print(f"NOT SAVED: {source.name} was edited while it ran; run it again")
+            continue
+        out = path if in_place else Path(args.out_dir) / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out)
-        size_kb = out.stat().st_size / 1024
-        print(f"{seconds:.0f} s, peak {peak:.0f} MB, {size_kb:.0f} KB -> {out}")
-        runtimes[path.stem] = {"seconds": round(seconds, 1), "peak_mb": round(peak or float("nan"), 1), "cores": args.cores or None,
-                               "parameters": params, "date": date.today().isoformat()}
-        runtimes_path.parent.mkdir(parents=True, exist_ok=True)
-        runtimes_path.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
-    print(f"runtimes -> {runtimes_path}")
+        print(f"{seconds:.0f} s, peak {peak or float('nan'):.0f} MB, {out.stat().st_size / 1024:.0f} KB -> {out}", flush=True)
+        if runtimes_path:
+            runtimes[path.stem] = {"seconds": round(seconds, 1), "peak_mb": round(peak, 1) if peak else None,
+                                   "cores": args.cores or None, "parameters": params, "date": date.today().isoformat()}
+            runtimes_path.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
+    if runtimes_path:
+        print(f"runtimes -> {runtimes_path}")
     return 1 if failed else 0
 
 

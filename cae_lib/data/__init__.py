@@ -14,9 +14,14 @@ Where the files live: ``data_dir`` argument, else ``$CAE_DATA_DIR``, else ``~/.c
 (:func:`resolve_data_dir`). Downloads time out, go to a ``.part`` file, are MD5-checked and then renamed
 atomically (:mod:`cae_lib.data.download`). Nothing happens at import time.
 
-Modules: ``registry`` (what each dataset is), ``download`` (files on disk and on the network),
-``custom`` (npz / folder reading and writing), ``loading`` (``ImageData``, ``load_dataset``),
-``loader`` (batches), ``summary`` (tables and statistics), ``errors``.
+Modules: ``registry`` (what each dataset is), ``paths`` (where files live), ``checksums`` (MD5s,
+remembered in the cache), ``download`` (files on the network), ``custom`` (your own data; re-exports
+``npz`` (reading and writing .npz files), ``folder`` (a folder of images) and ``layout`` (arrays to
+the MedMNIST layout, splits)), ``image_data`` (``ImageData``), ``digits`` (the bundled offline set),
+``loading`` (``load_dataset`` and friends), ``mmap`` (splits too large for memory), ``provenance``
+(where data came from, and a fingerprint to recognise it again), ``batches`` (the one batching
+path: uint8 -> float, shuffling, batch sources, loaders), ``summary`` (tables and statistics),
+``errors``.
 """
 
 from cae_lib.data.custom import save_npz, stratified_split, to_medmnist_layout
@@ -28,7 +33,7 @@ from cae_lib.data.errors import (
     DatasetUnavailableError,
     DownloadError,
 )
-from cae_lib.data.loader import BatchLoader, make_loader
+from cae_lib.data.batches import BatchLoader, ImageBatches, images_to_float, make_loader
 from cae_lib.data.loading import ImageData, load_dataset, load_digits_split, load_labels, load_raw
 from cae_lib.data.registry import SPLITS, DatasetInfo, dataset_names, get_info
 from cae_lib.data.summary import class_balance, format_dataset_table, list_datasets, summarize
@@ -42,6 +47,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetUnavailableError",
     "DownloadError",
+    "ImageBatches",
     "ImageData",
     "class_balance",
     "dataset_names",
@@ -49,6 +55,7 @@ __all__ = [
     "ensure_file",
     "format_dataset_table",
     "get_info",
+    "images_to_float",
     "list_datasets",
     "load_dataset",
     "load_digits_split",

@@ -19,9 +19,10 @@ Where files live (:func:`resolve_data_dir`): the explicit ``data_dir`` argument,
 Trust rules for a file already on disk (:func:`ensure_file`):
 
 - it must be more than a few bytes long (an empty file from a crashed tool is rejected);
-- with ``download=True`` its MD5 must match the official one. A matching file gets a small stamp
-  ``<file>.md5ok`` (size, mtime, MD5) so large files are not re-hashed on every load; the stamp is
-  only written into folders that are writable, never into a read-only shared data folder.
+- with ``download=True`` its MD5 must match the official one. The MD5 of a file is remembered in
+  the toolkit's own cache (``$XDG_CACHE_HOME/cae_lib/verified``, keyed by the file's path, size
+  and modification time: :func:`cached_md5`), so large files are not re-hashed on every load.
+  Nothing is ever written next to your data, whether its folder is writable or not.
   A mismatching file is re-downloaded (to ``.part``, then replaced) or, if that fails, reported;
 - with ``download=False`` the file is trusted as long as it opens and has the MedMNIST keys (checked
   when it is read). This is how you use your own copy, a mirror, or a small synthetic test file.
@@ -39,102 +40,23 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cae_lib.data.checksums import cached_md5, md5sum, remember_md5, verified_cache_dir, verify_md5  # noqa: F401
 from cae_lib.data.errors import ChecksumError, CorruptFileError, DatasetUnavailableError, DownloadError
-from cae_lib.utils import progress_bar, write_text
+from cae_lib.data.paths import (  # noqa: F401  (re-exported: the old home of these names)
+    ENV_VAR,
+    check_data_dir,
+    default_cache_dir,
+    is_writable_dir,
+    resolve_data_dir,
+)
+from cae_lib.utils import progress_bar
 
 if TYPE_CHECKING:
     from cae_lib.data.registry import DatasetInfo
 
-ENV_VAR = "CAE_DATA_DIR"
 #: Files shorter than this cannot be a real dataset (an empty .npz is 22 bytes).
 MIN_FILE_BYTES = 128
 _CHUNK = 1 << 16
-
-
-# --------------------------------------------------------------------------------------------
-# Where files live
-# --------------------------------------------------------------------------------------------
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/cae_lib/medmnist``, or ``~/.cache/cae_lib/medmnist``."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "cae_lib" / "medmnist"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder that holds (or will hold) the dataset files.
-
-    Order: the explicit ``data_dir`` argument, then ``$CAE_DATA_DIR`` (ignored when empty), then
-    :func:`default_cache_dir`. Nothing is created here.
-    """
-    if data_dir is not None and str(data_dir) != "":
-        return Path(data_dir).expanduser().absolute()
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return Path(env).expanduser().absolute()
-    return default_cache_dir().absolute()
-
-
-def is_writable_dir(folder: Path) -> bool:
-    """True if ``folder`` exists and may be written to.
-
-    Besides ``os.access`` this also honours the permission bits themselves: a folder marked
-    read-only (``r-x``) is treated as read-only even for root, so a shared data folder is never
-    written to, whoever runs the code.
-    """
-    try:
-        return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
-    except OSError:
-        return False
-
-
-# --------------------------------------------------------------------------------------------
-# Checksums
-# --------------------------------------------------------------------------------------------
-def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """The MD5 hex digest of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".md5ok")
-
-
-def _stamp_text(path: Path, md5: str) -> str:
-    st = path.stat()
-    return f"{md5} {st.st_size} {st.st_mtime_ns}\n"
-
-
-def _has_valid_stamp(path: Path, md5: str) -> bool:
-    """True if an earlier run verified this exact file (same size and mtime) against ``md5``."""
-    try:
-        return _stamp_path(path).read_text() == _stamp_text(path, md5)
-    except OSError:
-        return False
-
-
-def _write_stamp(path: Path, md5: str) -> None:
-    """Remember that ``path`` matched ``md5``; silently skipped in read-only folders."""
-    if not is_writable_dir(path.parent):
-        return
-    try:
-        write_text(_stamp_path(path), _stamp_text(path, md5))
-    except OSError:
-        pass
-
-
-def verify_md5(path: Path, md5: str, use_stamp: bool = True) -> str:
-    """Return the file's MD5 (``md5`` itself when a valid stamp says it was verified before)."""
-    if use_stamp and _has_valid_stamp(path, md5):
-        return md5
-    actual = md5sum(path)
-    if actual == md5:
-        _write_stamp(path, md5)
-    return actual
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,8 +181,9 @@ def manual_instructions(info: DatasetInfo, size: int, folder: Path) -> str:
         f"  2. check MD5  {info.md5_for(size)}   (e.g. `md5sum {filename}`)\n"
         f"  3. save as    {folder / filename}\n"
         f"Or use a folder that already holds it: set the environment variable {ENV_VAR}=/path/to/folder "
-        "(or pass data_dir=...).\n"
-        f"Or keep working offline with the bundled digits: load_dataset({info.name!r}, fallback=\"digits\")."
+        "(or pass --data-dir on the command line, data_dir=... in Python).\n"
+        f"Or keep working offline with the bundled digits: --dataset digits on the command line, or "
+        f"load_dataset({info.name!r}, fallback=\"digits\") in Python."
     )
 
 
@@ -284,7 +207,7 @@ def ensure_file(
             and no good copy could be fetched.
         CorruptFileError: the existing file is empty or too short to be real.
     """
-    folder = resolve_data_dir(data_dir)
+    folder = check_data_dir(resolve_data_dir(data_dir))
     filename = info.filename_for(size)
     path = folder / filename
     expected = info.md5_for(size)
@@ -308,7 +231,7 @@ def ensure_file(
         if not is_writable_dir(folder):
             raise ChecksumError(
                 f"{mismatch} The folder is read-only, so it cannot be replaced. Replace the file by hand, "
-                "or pass download=False to use it unchecked.\n" + manual_instructions(info, size, folder),
+                "or (in Python) pass download=False to use it unchecked.\n" + manual_instructions(info, size, folder),
                 expected=expected, actual=actual,
             )
         try:  # re-download next to it; the bad file is replaced only by a verified one
@@ -316,11 +239,12 @@ def ensure_file(
         except DatasetUnavailableError as err:
             raise ChecksumError(
                 f"{mismatch} Re-downloading it failed: {err}\nDelete the file and download it again, or "
-                "pass download=False to use it unchecked (e.g. a file you made yourself).\n"
+                "(in Python) pass download=False to use it unchecked (e.g. a file you made yourself; on the command "
+                "line, pass such a file as --dataset PATH.npz).\n"
                 + manual_instructions(info, size, folder),
                 expected=expected, actual=actual,
             ) from err
-        _write_stamp(path, expected)
+        remember_md5(path, expected)
         return path
 
     if not download:
@@ -331,7 +255,7 @@ def ensure_file(
     if folder.exists() and not is_writable_dir(folder):
         raise DatasetUnavailableError(
             f"{info.display_name} ({filename}) is not in {folder}, and that folder is read-only so it "
-            "cannot be downloaded there. Choose a writable data_dir.\n" + manual_instructions(info, size, folder)
+            "cannot be downloaded there. Choose a writable folder (--data-dir, data_dir= in Python).\n" + manual_instructions(info, size, folder)
         )
     try:
         download_file(info.url_for(size), path, expected, timeout=timeout, progress=progress)
@@ -346,5 +270,5 @@ def ensure_file(
             + manual_instructions(info, size, folder)
         ) from err
     if expected is not None:
-        _write_stamp(path, expected)
+        remember_md5(path, expected)
     return path

@@ -3,209 +3,36 @@
     >>> data = load_dataset("pneumoniamnist", split="test")      # doctest: +SKIP
     >>> data.images.shape, data.images.dtype, data.n_classes      # doctest: +SKIP
     ((624, 28, 28), dtype('uint8'), 2)
-    >>> x = data.to_tensor([0, 1, 2])                             # doctest: +SKIP
-    >>> x.shape, x.dtype                                          # doctest: +SKIP
-    (torch.Size([3, 1, 28, 28]), torch.float32)
 
-Images stay uint8 in memory (PathMNIST as float32 would be ~1 GB, more than Binder allows);
-only the rows of a batch are converted to float in [0, 1].
+The name decides where the data comes from: a registry name is a MedMNIST file (downloaded and
+checked by :mod:`cae_lib.data.download`) or the bundled ``digits`` (:mod:`cae_lib.data.digits`);
+anything else is a path to your own folder or .npz (:mod:`cae_lib.data.custom`). Every route
+returns an :class:`~cae_lib.data.image_data.ImageData`. :func:`load_raw` and :func:`load_labels`
+read parts of a file without building one.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Union
 
 import numpy as np
-import torch
 
-from cae_lib.data.custom import labels_to_1d, load_folder, load_npz_split, read_npz_arrays, stratified_split
+from cae_lib.data.digits import load_digits_split
 from cae_lib.data.download import ensure_file
-from cae_lib.data.errors import CorruptFileError, DatasetFallbackWarning, DatasetUnavailableError
-from cae_lib.data.registry import (
-    DIGITS_FRACTIONS,
-    DIGITS_SEED,
-    SPLITS,
-    DatasetInfo,
-    get_info,
-    is_registered,
+from cae_lib.data.errors import (
+    CorruptFileError,
+    DatasetFallbackWarning,
+    DatasetUnavailableError,
 )
-
-#: Row selectors accepted by :meth:`ImageData.to_tensor` and :meth:`ImageData.subset`.
-Indices = Union[None, int, slice, Sequence[int], np.ndarray, torch.Tensor]
-
-
-@dataclass(eq=False)
-class ImageData:
-    """One split of an image dataset, images kept as uint8.
-
-    Attributes:
-        images: uint8, (N, H, W) for grey or (N, H, W, C) for RGB: the MedMNIST layout.
-        labels: int64, (N,), values in ``0 .. n_classes - 1``.
-        name: dataset name (``"pneumoniamnist"``, ``"digits"``, or the file / folder name).
-        split: ``"train"``, ``"val"`` or ``"test"``.
-        class_names: one name per class, index = label.
-        task: ``"binary-class"``, ``"multi-class"``, ``"ordinal-regression"``.
-        source: where the data came from (a file path, a folder, or ``"sklearn digits"``).
-        notice: set when something unusual happened (e.g. a fallback was used); else ``None``.
-    """
-
-    images: np.ndarray = field(repr=False)
-    labels: np.ndarray = field(repr=False)
-    name: str
-    split: str
-    class_names: tuple[str, ...]
-    task: str = "multi-class"
-    source: str = ""
-    notice: str | None = None
-
-    def __post_init__(self) -> None:
-        images = np.asarray(self.images)
-        if images.ndim == 4 and images.shape[-1] == 1:
-            images = images[..., 0]
-        if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
-            raise ValueError(f"images must be uint8 (N, H, W) or (N, H, W, 3); got {images.dtype} {images.shape}")
-        labels = np.asarray(self.labels).astype(np.int64, copy=False).reshape(-1)
-        if len(labels) != len(images):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
-            raise ValueError(
-                f"labels must lie in 0..{len(self.class_names) - 1} (one per class name); "
-                f"got {labels.min()}..{labels.max()}"
-            )
-        self.images, self.labels, self.class_names = images, labels, tuple(self.class_names)
-
-    # -- shape facts -----------------------------------------------------------------------
-    @property
-    def size(self) -> int:
-        """Image height (= width) in pixels."""
-        return int(self.images.shape[1])
-
-    @property
-    def n_channels(self) -> int:
-        """1 for grey, 3 for RGB."""
-        return 1 if self.images.ndim == 3 else int(self.images.shape[-1])
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W): the shape of one image as a model sees it."""
-        return (self.n_channels, int(self.images.shape[1]), int(self.images.shape[2]))
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __repr__(self) -> str:
-        c, h, w = self.image_shape
-        notice = f", notice={self.notice!r}" if self.notice else ""
-        return (
-            f"ImageData(name={self.name!r}, split={self.split!r}, n={len(self)}, image_shape=({c}, {h}, {w}), "
-            f"n_classes={self.n_classes}, task={self.task!r}, source={self.source!r}{notice})"
-        )
-
-    # -- conversions -------------------------------------------------------------------------
-    @staticmethod
-    def _rows(indices: Indices) -> Any:
-        if indices is None:
-            return slice(None)
-        if isinstance(indices, int):
-            return [indices]
-        if isinstance(indices, torch.Tensor):
-            return indices.cpu().numpy()
-        return indices
-
-    def to_tensor(self, indices: Indices = None) -> torch.Tensor:
-        """Convert the requested rows (all by default) to a float tensor.
-
-        Args:
-            indices: ``None`` (all rows), an int, a slice, or a sequence / array / tensor of row indices.
-
-        Returns:
-            x: float32, (B, C, H, W), values in [0, 1].
-        """
-        x = torch.from_numpy(np.ascontiguousarray(self.images[self._rows(indices)]))
-        x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW, still uint8
-        return x.float().div_(255.0)
-
-    def labels_tensor(self, indices: Indices = None) -> torch.Tensor:
-        """The requested labels as a long tensor, (B,)."""
-        return torch.from_numpy(np.ascontiguousarray(self.labels[self._rows(indices)]))
-
-    def sample(self, n: int | None, seed: int = 0) -> "ImageData":
-        """A seeded random subset of ``n`` rows (kept in their original order); the whole split when
-        ``n`` is None or not smaller than the split. Handy for fast previews and FAST notebook runs."""
-        if n is None or n >= len(self):
-            return self
-        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))
-
-    def subset(self, indices: Indices) -> "ImageData":
-        """A new ``ImageData`` with only the given rows (copies them; metadata kept)."""
-        rows = self._rows(indices)
-        return ImageData(
-            images=np.ascontiguousarray(self.images[rows]),
-            labels=np.ascontiguousarray(self.labels[rows]),
-            name=self.name,
-            split=self.split,
-            class_names=self.class_names,
-            task=self.task,
-            source=self.source,
-            notice=self.notice,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# The bundled dataset: scikit-learn digits at 28 x 28
-# --------------------------------------------------------------------------------------------
-def _digits_all() -> tuple[np.ndarray, np.ndarray]:
-    """All 1,797 sklearn digits as uint8 (N, 28, 28): 0..16 scaled to 0..255, bilinear 8 -> 28."""
-    import torch.nn.functional as F
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
-    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
-    images = (x[:, 0] * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
-    return images, bunch.target.astype(np.int64)
-
-
-def load_digits_split(split: str = "train", size: int = 28) -> ImageData:
-    """scikit-learn's digits, resized to 28x28, split 70 / 10 / 20 (stratified, seed 0). Offline."""
-    info = get_info("digits")
-    info.check_size(size)
-    _check_split(split)
-    images, labels = _digits_all()
-    rows = stratified_split(labels, DIGITS_FRACTIONS, DIGITS_SEED)[split]
-    return ImageData(
-        images=images[rows], labels=labels[rows], name="digits", split=split,
-        class_names=info.class_names, task=info.task, source="sklearn digits",
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# The public entry point
-# --------------------------------------------------------------------------------------------
-def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}.")
-    return split
-
-
-def _looks_like_path(name: object) -> bool:
-    """Registry names win; anything else with a path separator, an .npz suffix or on disk is a path."""
-    if isinstance(name, os.PathLike):
-        return True
-    if not isinstance(name, str):
-        return False
-    if is_registered(name):
-        return False
-    seps = [os.sep] + ([os.altsep] if os.altsep else []) + ["/"]
-    return any(s in name for s in seps) or name.lower().endswith(".npz") or Path(name).expanduser().exists()
+from cae_lib.data.folder import load_folder
+from cae_lib.data.image_data import ImageData, Indices
+from cae_lib.data.layout import check_split, labels_to_1d, stratified_split
+from cae_lib.data.mmap import open_npz_member, should_mmap
+from cae_lib.data.npz import load_npz_split, read_npz_arrays
+from cae_lib.data.provenance import looks_like_path
+from cae_lib.data.registry import SPLITS, DatasetInfo, get_info
 
 
 def _multi_label_error(info: DatasetInfo) -> ValueError:
@@ -216,6 +43,16 @@ def _multi_label_error(info: DatasetInfo) -> ValueError:
         "(pathmnist, dermamnist, octmnist, bloodmnist, organamnist, ...); to inspect the raw multi-label "
         f"arrays use cae_lib.data.load_raw({info.name!r}, split)."
     )
+
+
+def _check_name(name: object) -> None:
+    """An empty name would silently load the current folder: refuse it, listing what is valid."""
+    if isinstance(name, str) and not name.strip():
+        raise ValueError(
+            "The dataset name is empty. Pass a dataset name (e.g. 'pneumoniamnist', 'breastmnist', 'digits'; "
+            "see `python -m cae_lib datasets`), a folder with one sub-folder per class, or an .npz file "
+            "(write '.' for the current folder)."
+        )
 
 
 def _check_size_value(size: int) -> int:
@@ -265,9 +102,10 @@ def load_dataset(
             folder, ``CAE_DATA_DIR``, ``fallback="digits"``); subclasses ``ChecksumError`` (MD5
             mismatch) and ``CorruptFileError`` (truncated / corrupted file).
     """
-    _check_split(split)
+    check_split(split)
     size = _check_size_value(size)
-    if _looks_like_path(name):
+    _check_name(name)
+    if looks_like_path(name):
         return _load_custom(Path(name).expanduser(), split, size)
     info = name if isinstance(name, DatasetInfo) else get_info(str(name))
     fallback_info = _check_fallback(fallback)
@@ -318,9 +156,17 @@ def _use_fallback(fb: DatasetInfo, info: DatasetInfo, split: str, size: int, err
 
 
 def _read_official_split(path: Path, info: DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read one split of a registry file; check keys, layout and label range."""
-    arrays = read_npz_arrays(path, [f"{split}_images", f"{split}_labels"], required_splits=SPLITS)
-    images, raw = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    """Read one split of a registry file; check keys, layout and label range.
+
+    Images larger than the memory budget are memory-mapped (:mod:`cae_lib.data.mmap`).
+    """
+    key = f"{split}_images"
+    if should_mmap(path, key):
+        raw = read_npz_arrays(path, [f"{split}_labels"], required_splits=SPLITS)[f"{split}_labels"]
+        images = open_npz_member(path, key)
+    else:
+        arrays = read_npz_arrays(path, [key, f"{split}_labels"], required_splits=SPLITS)
+        images, raw = arrays[key], arrays[f"{split}_labels"]
     rgb_ok = images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (1, 3))
     if images.dtype != np.uint8 or not rgb_ok or len(images) != len(raw):
         raise CorruptFileError(
@@ -339,11 +185,13 @@ def _read_official_split(path: Path, info: DatasetInfo, split: str) -> tuple[np.
 
 
 def _load_custom(path: Path, split: str, size: int) -> ImageData:
+    path = path.resolve()  # ``source`` is absolute, so the data can be found again from any folder
     if path.is_dir():
         images, labels, class_names = load_folder(path, size)
-        rows = stratified_split(labels)[split]
+        rows = stratified_split(labels)
+        _check_folder_splits(path, labels, class_names, rows)
         task = "binary-class" if len(class_names) == 2 else "multi-class"
-        return ImageData(images[rows], labels[rows], path.name, split, class_names, task, str(path))
+        return ImageData(images[rows[split]], labels[rows[split]], path.name, split, class_names, task, str(path))
     if path.is_file():
         images, labels, class_names = load_npz_split(path, split, size)
         task = "binary-class" if len(class_names) == 2 else "multi-class"
@@ -352,6 +200,20 @@ def _load_custom(path: Path, split: str, size: int) -> ImageData:
     raise FileNotFoundError(
         f"{path} does not exist. Pass a dataset name (e.g. 'pneumoniamnist', 'breastmnist', 'digits'; "
         "see cae_lib.data.dataset_names()), a folder with one sub-folder per class, or an .npz file in MedMNIST layout."
+    )
+
+
+def _check_folder_splits(path: Path, labels: np.ndarray, class_names: tuple[str, ...], rows: dict[str, np.ndarray]) -> None:
+    """Every split of a folder dataset must get images; otherwise say how many each class needs."""
+    empty = [s for s in SPLITS if len(rows[s]) == 0]
+    if not empty:
+        return
+    counts = ", ".join(f"{name}: {int((labels == c).sum())}" for c, name in enumerate(class_names))
+    raise ValueError(
+        f"{path} has too few images to split: {len(labels)} in all ({counts}). Each class is split "
+        f"70 / 10 / 20 % into train / val / test, which leaves the {' and '.join(empty)} split empty. "
+        "Give every class at least 5 images (10 or more is better), or make your own splits in an .npz file "
+        "(cae_lib.data.save_npz)."
     )
 
 
@@ -368,7 +230,7 @@ def load_raw(
         images uint8 (N, H, W[, C]) and labels as stored (uint8, (N, 1) or (N, n_labels)).
     """
     info = name if isinstance(name, DatasetInfo) else get_info(name)
-    _check_split(split)
+    check_split(split)
     if info.is_bundled:
         data = load_digits_split(split, size)
         return data.images, data.labels[:, None]
@@ -385,8 +247,8 @@ def load_labels(
     download: bool = False,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Only the labels of a split (int64 (N,)) and the class names: cheap, images are not read."""
-    _check_split(split)
-    if _looks_like_path(name) or (not isinstance(name, DatasetInfo) and get_info(str(name)).is_bundled):
+    check_split(split)
+    if looks_like_path(name) or (not isinstance(name, DatasetInfo) and get_info(str(name)).is_bundled):
         data = load_dataset(name, split, size, data_dir, download)
         return data.labels, data.class_names
     info = name if isinstance(name, DatasetInfo) else get_info(str(name))
@@ -399,6 +261,7 @@ def load_labels(
 
 __all__ = [
     "ImageData",
+    "Indices",
     "load_dataset",
     "load_digits_split",
     "load_labels",

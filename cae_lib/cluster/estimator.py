@@ -1,32 +1,16 @@
-"""Clustering latent codes: k-means, Gaussian mixtures and agglomerative clustering.
-
-Everything works on a NumPy array of latents ``z: (N, D)``, so the same code clusters a CAE,
-a VAE, a supervised network's features or raw pixels. :class:`LatentClusterer` has the
-scikit-learn estimator API (``fit`` / ``predict`` / ``fit_predict``, as in ClustPy), so its
-output composes with :mod:`cae_lib.metrics` and any sklearn tool.
-
-Typical use::
-
-    labels = cluster_latents(z, k=2, method="kmeans", preprocess="l2")
-    print(clustering_metrics(y, labels))            # from cae_lib.metrics
-
-    curves = choose_k_curves(z)                      # elbow + silhouette, to pick k
-    report = subgroup_report(z, y, k=10)             # over-clustering: subgroups of each class
-"""
+"""The clustering estimator: :class:`LatentClusterer` (scikit-learn API) and :func:`cluster_latents`."""
 
 from __future__ import annotations
 
 import warnings
-from typing import Iterable
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-
-from cae_lib.metrics import hungarian_accuracy, majority_class_floor, majority_vote_accuracy, silhouette
 
 METHODS = ("kmeans", "gmm", "agglomerative")
 PREPROCESSING = (None, "standardize", "pca", "l2")
@@ -65,8 +49,12 @@ def _check_y(y: np.ndarray, n: int) -> np.ndarray:
     return y
 
 
-class LatentClusterer:
-    """Cluster latents with a scikit-learn style API: ``fit(z)``, ``predict(z)``, ``fit_predict(z)``.
+class LatentClusterer(ClusterMixin, BaseEstimator):
+    """Cluster latents with the scikit-learn estimator API: ``fit(z)``, ``predict(z)``, ``fit_predict(z)``.
+
+    A real scikit-learn estimator: ``__init__`` only stores the parameters and ``fit`` checks them,
+    so ``sklearn.base.clone``, ``get_params`` / ``set_params`` and pipelines such as
+    ``make_pipeline(StandardScaler(), LatentClusterer(2))`` work.
 
     Args:
         k: number of clusters (1 <= k <= N).
@@ -104,12 +92,6 @@ class LatentClusterer:
         covariance_type: str = "full",
         n_threads: int | None = 1,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"unknown clustering method {method!r}; valid methods: {', '.join(METHODS)}")
-        if preprocess not in PREPROCESSING:
-            raise ValueError(f"unknown preprocess {preprocess!r}; valid options: {PREPROCESSING}")
-        if covariance_type not in ("full", "diag"):
-            raise ValueError(f"covariance_type must be 'full' or 'diag', got {covariance_type!r}")
         self.k = k
         self.method = method
         self.preprocess = preprocess
@@ -139,8 +121,21 @@ class LatentClusterer:
         return z
 
     # -- fitting ------------------------------------------------------------------------
-    def fit(self, z: np.ndarray) -> "LatentClusterer":
-        """Fit the preprocessing and the clustering on ``z: (N, D)``; returns ``self``."""
+    def _check_params(self) -> None:
+        """Validate the parameters (scikit-learn checks them in ``fit``, not in ``__init__``)."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown clustering method {self.method!r}; valid methods: {', '.join(METHODS)}")
+        if self.preprocess not in PREPROCESSING:
+            raise ValueError(f"unknown preprocess {self.preprocess!r}; valid options: {PREPROCESSING}")
+        if self.covariance_type not in ("full", "diag"):
+            raise ValueError(f"covariance_type must be 'full' or 'diag', got {self.covariance_type!r}")
+
+    def fit(self, z: np.ndarray, y: None = None) -> "LatentClusterer":
+        """Fit the preprocessing and the clustering on ``z: (N, D)``; returns ``self``.
+
+        ``y`` is ignored (present for the scikit-learn API: clustering never sees labels).
+        """
+        self._check_params()
         z = _check_z(z)
         k = _check_k(self.k, len(z))
         x = self._fit_transform(z)
@@ -188,7 +183,7 @@ class LatentClusterer:
         with threadpool_limits(limits=self.n_threads):
             return self.model_.predict(x)
 
-    def fit_predict(self, z: np.ndarray) -> np.ndarray:
+    def fit_predict(self, z: np.ndarray, y: None = None) -> np.ndarray:
         """``fit(z)`` and return the training labels ``(N,)``."""
         return self.fit(z).labels_
 
@@ -215,122 +210,3 @@ def cluster_latents(
     """
     model = LatentClusterer(k, method, preprocess, pca_dim=pca_dim, seed=seed, n_threads=n_threads)
     return model.fit_predict(z)
-
-
-def choose_k_curves(
-    z: np.ndarray,
-    k_range: Iterable[int] = range(2, 11),
-    method: str = "kmeans",
-    preprocess: str | None = None,
-    seed: int = 0,
-    silhouette_max_points: int = 2000,
-) -> dict[str, list]:
-    """Elbow and silhouette curves to help choose k.
-
-    Args:
-        z: (N, D) latents.
-        k_range: the k values to try.
-        silhouette_max_points: the silhouette uses a seeded subsample of at most this many points.
-
-    Returns:
-        ``{"k": [...], "inertia": [...], "silhouette": [...]}``. Inertia is the within-cluster sum
-        of squared distances to the cluster centres (in the preprocessed space); look for the
-        "elbow" where it stops falling fast. Silhouette is in [-1, 1]; higher is better.
-    """
-    out: dict[str, list] = {"k": [], "inertia": [], "silhouette": []}
-    for k in k_range:
-        model = LatentClusterer(k, method, preprocess, seed=seed).fit(z)
-        x = model.transform(z)
-        inertia = float(((x - model.centers_[model.labels_]) ** 2).sum())
-        out["k"].append(int(k))
-        out["inertia"].append(inertia)
-        out["silhouette"].append(silhouette(x, model.labels_, max_points=silhouette_max_points, seed=seed))
-    return out
-
-
-def subgroup_report(
-    z: np.ndarray,
-    y: np.ndarray | None,
-    k: int,
-    images: np.ndarray | None = None,
-    n_typical: int = 8,
-    method: str = "kmeans",
-    preprocess: str | None = None,
-    seed: int = 0,
-) -> list[dict]:
-    """Describe each cluster of an over-clustering (k larger than the number of classes).
-
-    Over-clustering splits each class into subgroups, e.g. patient strata within "pneumonia".
-    For every cluster the report gives its size, its label make-up and its most typical members
-    (the points nearest to its centre), ready for :func:`cae_lib.plots.subgroup_montages`.
-
-    Args:
-        z: (N, D) latents.
-        y: (N,) labels, or None when there are none (label fields are then None).
-        k: number of clusters.
-        images: optional (N, ...) images; when given, each entry carries its typical images.
-        n_typical: how many typical members to list per cluster.
-
-    Returns:
-        One dict per cluster id ``0 .. k-1`` with ``cluster``, ``size``, ``majority_label``,
-        ``purity`` (fraction of the cluster carrying its majority label, in [0, 1]),
-        ``label_counts`` ({label: count}), ``typical_indices`` ((m,) indices into ``z``,
-        nearest first, m <= n_typical) and, if ``images`` is given, ``typical_images``.
-    """
-    model = LatentClusterer(k, method, preprocess, seed=seed).fit(z)
-    x = model.transform(z)
-    dist = np.linalg.norm(x - model.centers_[model.labels_], axis=1)
-    y = None if y is None else _check_y(y, len(x))
-    report = []
-    for c in range(model.k):
-        members = np.flatnonzero(model.labels_ == c)
-        typical = members[np.argsort(dist[members], kind="stable")[:n_typical]]
-        entry: dict = {"cluster": c, "size": int(len(members)), "typical_indices": typical}
-        entry.update(_label_summary(None if y is None else y[members]))
-        if images is not None:
-            entry["typical_images"] = np.asarray(images)[typical]
-        report.append(entry)
-    return report
-
-
-def _label_summary(y: np.ndarray | None) -> dict:
-    """Majority label, purity and counts of the labels of one cluster."""
-    if y is None:
-        return {"majority_label": None, "purity": None, "label_counts": None}
-    if len(y) == 0:  # an empty cluster (possible with a GMM)
-        return {"majority_label": None, "purity": float("nan"), "label_counts": {}}
-    labels, counts = np.unique(y, return_counts=True)
-    return {
-        "majority_label": int(labels[counts.argmax()]),
-        "purity": float(counts.max() / counts.sum()),
-        "label_counts": {int(l): int(n) for l, n in zip(labels, counts)},
-    }
-
-
-def majority_vote_curve(
-    z: np.ndarray,
-    y: np.ndarray,
-    k_range: Iterable[int] = range(2, 21),
-    method: str = "kmeans",
-    preprocess: str | None = None,
-    seed: int = 0,
-) -> dict[str, list | float | int]:
-    """Hungarian and majority-vote accuracy for each k: the majority-vote pitfall, live.
-
-    Majority-vote accuracy climbs towards 1 as k grows while Hungarian accuracy falls once k
-    exceeds the number of classes. Plot with :func:`cae_lib.plots.majority_vote_pitfall`.
-
-    Returns:
-        ``{"k": [...], "hungarian_acc": [...], "majority_vote_acc": [...], "floor": float,
-        "n_classes": int}``.
-    """
-    y = _check_y(y, len(z))
-    out: dict = {"k": [], "hungarian_acc": [], "majority_vote_acc": []}
-    for k in k_range:
-        labels = cluster_latents(z, k, method, preprocess, seed=seed)
-        out["k"].append(int(k))
-        out["hungarian_acc"].append(hungarian_accuracy(y, labels))
-        out["majority_vote_acc"].append(majority_vote_accuracy(y, labels))
-    out["floor"] = majority_class_floor(y)
-    out["n_classes"] = int(len(np.unique(y)))
-    return out

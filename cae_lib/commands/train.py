@@ -1,0 +1,183 @@
+"""``python -m cae_lib train``: train a CAE (or any ablation) and save a checkpoint + config JSON.
+
+Every run gets a folder of its own (default ``runs/<dataset>-<preset>-<time>``). A folder that
+already holds a run is refused unless ``--resume`` continues it or ``--overwrite`` replaces it, and
+a folder in use by another training is refused outright (:mod:`cae_lib.run_folder`). Everything
+is checked before the first epoch. Ctrl-C stops with one line saying where the last checkpoint is
+and the command that continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+from cae_lib.commands.options import (
+    add_data_args,
+    add_progress_arg,
+    batch_size,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from cae_lib.commands.outputs import warn
+from cae_lib.config import PRECISIONS, CAEConfig, preset
+from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
+from cae_lib.experiment import TrainingWarning, train_cae
+from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
+from cae_lib.trainer import TrainingDiverged
+from cae_lib.utils import pick_device
+
+HELP = "train a CAE and save a checkpoint"
+PRESETS = ("cae", "ae", "contrastive", "vae", "cvae")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The ablation preset and every model, loss and training setting, defaulting to :class:`CAEConfig`."""
+    d = CAEConfig()
+    p.add_argument("--preset", default="cae", choices=PRESETS,
+                   help="which model: cae (reconstruction + contrastive), ae (reconstruction only), contrastive (contrastive only), "
+                        "vae, cvae (contrastive VAE)")
+    p.add_argument("--variant", choices=["ae", "vae"], default=None, help="override the preset's variant (default: the preset's)")
+    p.add_argument("--latent-dim", type=positive_int, default=d.model.latent_dim, help="size of the latent code z")
+    p.add_argument("--width", type=positive_int, default=d.model.width, help="channels of the first convolution (later blocks use 2x and 4x)")
+    p.add_argument("--temperature", type=positive_float, default=d.loss.temperature, help="NT-Xent temperature tau (> 0.01)")
+    p.add_argument("--recon-weight", type=non_negative_float, default=None, help="weight of the reconstruction loss (default: the preset's)")
+    p.add_argument("--contrastive-weight", type=non_negative_float, default=None, help="weight of the NT-Xent loss (default: the preset's)")
+    p.add_argument("--kl-weight", type=non_negative_float, default=None, help="weight of the KL term, VAE only (default: the preset's)")
+    p.add_argument("--recon", choices=["mse", "bce"], default=d.loss.recon, help="reconstruction loss")
+    p.add_argument("--augment-strength", type=non_negative_float, default=d.augment.strength,
+                   help="scales every augmentation at once (0: identical views, 2: aggressive)")
+    p.add_argument("--epochs", type=positive_int, default=d.train.epochs,
+                   help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 15 on PneumoniaMNIST)")
+    p.add_argument("--batch-size", type=batch_size, default=d.train.batch_size, help="images per optimisation step")
+    p.add_argument("--lr", type=positive_float, default=d.train.lr, help="Adam learning rate")
+    p.add_argument("--grad-clip", type=positive_float, default=d.train.grad_clip, help="clip the gradient norm to this value")
+    p.add_argument("--seed", type=non_negative_int, default=d.train.seed, help="seed of the weights, the shuffling and the augmentation")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only; same as --precision fp16)")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.train.precision,
+                   help="fp32; bf16 autocast (CUDA, or a CPU with bf16 support); fp16 (CUDA only)")
+    p.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout (default: channels last)")
+    p.add_argument("--no-sync-batchnorm", action="store_true",
+                   help="under torchrun: per-process BatchNorm statistics (default: synchronised over all processes)")
+
+
+def config_from_args(args: argparse.Namespace) -> CAEConfig:
+    """Build a :class:`CAEConfig` from the parsed ``train``-style arguments."""
+    cfg = preset(args.preset, dataset=args.dataset, size=args.size)
+    if args.variant:
+        cfg.model.variant = args.variant
+    cfg.model.latent_dim, cfg.model.width = args.latent_dim, args.width
+    cfg.loss.temperature, cfg.loss.recon = args.temperature, args.recon
+    for name in ("recon_weight", "contrastive_weight", "kl_weight"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg.loss, name, value)
+    cfg.augment.strength = args.augment_strength
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = args.epochs, args.batch_size, args.lr
+    cfg.train.grad_clip = getattr(args, "grad_clip", cfg.train.grad_clip)
+    cfg.train.seed, cfg.train.device, cfg.train.amp = args.seed, args.device, args.amp
+    cfg.train.precision = getattr(args, "precision", cfg.train.precision)
+    cfg.train.channels_last = not getattr(args, "no_channels_last", False)
+    cfg.train.sync_batchnorm = not getattr(args, "no_sync_batchnorm", False)
+    return cfg.validate()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_args(p)
+    add_model_args(p)
+    p.add_argument("--out", default=None,
+                   help="run folder for model.pt and model.json (default: a new folder runs/<dataset>-<preset>-<date-time>)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out, with the same settings")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (refused without it)")
+    add_progress_arg(p)
+
+
+def resume_command(argv: list[str], out: Path) -> str:
+    """The command line that continues this run: the same options, ``--out OUT --resume``, no ``--overwrite``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--out":
+            skip = True
+            continue
+        if arg.startswith("--out=") or arg in ("--overwrite", "--resume"):
+            continue
+        kept.append(arg)
+    return "python -m cae_lib " + shlex.join(kept + ["--out", str(out), "--resume"])
+
+
+def _saved_epochs(out: Path) -> str | None:
+    try:
+        extra = json.loads((out / "model.json").read_text()).get("extra", {})
+    except (OSError, ValueError):
+        return None
+    if not (out / "model.pt").is_file():
+        return None
+    return f"{extra.get('epochs_done', '?')} of {extra.get('epochs_total', '?')} epochs done"
+
+
+def check_precision(args: argparse.Namespace) -> None:
+    """fp16 needs CUDA: refuse it elsewhere instead of silently training in fp32."""
+    fp16 = args.amp or args.precision == "fp16"
+    if fp16 and not launched_by_torchrun() and pick_device(args.device).type != "cuda":
+        raise ValueError(
+            f"--amp / --precision fp16 needs a CUDA GPU, and this run uses {pick_device(args.device)}; it would silently "
+            "train in fp32. Use --precision bf16 (if this CPU supports it) or leave the precision at fp32."
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; under ``torchrun`` every process runs this, joined in one DDP group (see cae_lib.distributed)."""
+    cfg = config_from_args(args)
+    check_precision(args)
+    out = Path(args.out) if args.out else default_run_dir(args.dataset, args.preset)
+    check_run_dir(out, resume=args.resume, overwrite=args.overwrite)  # on every rank, before any work
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    device = init_from_env()
+    main_process = True
+    try:
+        if launched_by_torchrun() and device.type == "cuda":
+            cfg.train.device = str(device)  # one GPU per process
+        main_process = is_main_process()
+        with RunLock(out) if main_process else nullcontext():  # rank 0 writes, so rank 0 locks
+            if args.overwrite and main_process:
+                removed = clear_run_files(out)
+                if removed:
+                    print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", TrainingWarning)
+                _model, history, path = train_cae(cfg, out=out, data_dir=args.data_dir, progress=not args.no_progress, resume=args.resume)
+    except KeyboardInterrupt:
+        if main_process:
+            saved = _saved_epochs(out)
+            where = f"the last checkpoint is {out / 'model.pt'} ({saved}); continue with: {resume_command(argv, out)}" if saved else "no epoch finished, nothing was saved"
+            print(f"interrupted: {where}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as err:
+        saved = _saved_epochs(out)
+        tail = f" The last good checkpoint is {out / 'model.pt'} ({saved})." if saved else " Nothing was saved."
+        raise TrainingDiverged(f"{err}{tail}") from err
+    finally:
+        shutdown()
+    if not main_process:  # rank 0 reports
+        return 0
+    last = history[-1] if history else {}
+    seconds = sum(h.get("seconds", 0.0) for h in history)
+    terms = ", ".join(f"{k} {last[k]:.4f}" for k in ("recon", "contrastive", "kl", "top1", "val_loss") if k in last)
+    print(f"trained {cfg.model_name} on {cfg.dataset} for {len(history)} epochs in {seconds:.1f} s ({terms})")
+    for w in caught:
+        if issubclass(w.category, TrainingWarning):
+            warn(str(w.message))
+    print(f"checkpoint: {path}  (config: {path.with_suffix('.json')})" if path else "checkpoint: not saved (no --out)")
+    return 0
+
