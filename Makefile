@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CAE_DATA_DIR ?= $(if $(wildcard ../shared/data/medmnist/*.npz),$(abspath ../shared/data/medmnist),)
 export CAE_DATA_DIR
 
-.PHONY: venv demo test lab notebooks check-notebooks benchmark clean
+.PHONY: venv demo test lab notebooks check-notebooks clean
 
 venv: $(VENV)/.installed
 

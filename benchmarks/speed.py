@@ -1,7 +1,8 @@
 """Training and embedding throughput of the default CAE (a benchmark, not a timed test).
 
 Trains the default config on PneumoniaMNIST (4,708 train images, 28 px) for the default number of
-epochs, then embeds every split. Writes ``benchmarks/results/speed.{json,md}``.
+epochs, then embeds every split. Writes ``runs/speed-<time>/speed.{json,md}``; ``--publish``
+replaces the committed ``benchmarks/results/speed.{json,md}`` (only when asked).
 
 Run on an otherwise idle machine:  CAE_DATA_DIR=../shared/data/medmnist .venv/bin/python benchmarks/speed.py
 Reference: the authors' AESIMCLR trains at about 200 images/s on the same 2-core machine.
@@ -9,10 +10,11 @@ Reference: the authors' AESIMCLR trains at about 200 images/s on the same 2-core
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import torch
@@ -24,10 +26,14 @@ from cae_lib.experiment import build_trainer, config_for_data
 from cae_lib.models import count_parameters
 from cae_lib.utils import peak_memory_mb, write_json, write_text
 
-OUT = Path(__file__).resolve().parent / "results"
+PUBLISHED = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Training and embedding throughput of the default CAE.")
+    parser.add_argument("--publish", action="store_true", help=f"write the committed results in {PUBLISHED}")
+    args = parser.parse_args()
+    out = PUBLISHED if args.publish else Path("runs") / f"speed-{datetime.now():%Y%m%d-%H%M%S}"
     splits = load_splits("pneumoniamnist")
     cfg = config_for_data(CAEConfig(dataset="pneumoniamnist"), splits["train"])
     trainer = build_trainer(cfg, splits["train"], progress=False)  # no validation pass: pure training throughput
@@ -52,7 +58,7 @@ def main() -> None:
         "peak_memory_mb": peak_memory_mb(),
         "reference_aesimclr_images_per_sec": 200,
     }
-    write_json(OUT / "speed.json", result)
+    write_json(out / "speed.json", result)
     md = f"""# Speed of the default CAE ({result['date']})
 
 Machine: {result['machine']}. PneumoniaMNIST, {n_train} train images at 28 px, batch {cfg.train.batch_size}, two views per image.
@@ -67,8 +73,9 @@ Machine: {result['machine']}. PneumoniaMNIST, {n_train} train images at 28 px, b
 | peak memory | {result['peak_memory_mb']:.0f} MB |
 | reference: authors' AESIMCLR on this machine | about 200 images/s |
 """
-    write_text(OUT / "speed.md", md)
+    write_text(out / "speed.md", md)
     print(md)
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":
