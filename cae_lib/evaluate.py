@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cae_lib.checkpoint import load_checkpoint
+from cae_lib.checkpoint import check_data_matches, load_checkpoint
 from cae_lib.cluster import LatentClusterer
 from cae_lib.data import load_dataset
 from cae_lib.embed import embed
@@ -199,6 +199,7 @@ def evaluate_checkpoint(
     """
     model, train_cfg, payload = load_checkpoint(checkpoint, expected_dataset=dataset)
     splits = load_splits(train_cfg.dataset, data_dir, train_cfg.size)
+    check_data_matches(checkpoint, train_cfg, payload, splits["train"])  # the data it was trained on, or an error
     result = evaluate_model(model, splits, config, seed=seed, has_projection=train_cfg.loss.contrastive_weight > 0)
     result.update(
         dataset=train_cfg.dataset,

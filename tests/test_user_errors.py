@@ -26,6 +26,7 @@ from cae_lib.data import load_dataset, save_npz
 from cae_lib.data.download import manual_instructions
 from cae_lib.data.registry import get_info
 from cae_lib.embed import embed
+from cae_lib.evaluate import evaluate_checkpoint
 from cae_lib.experiment import check_train_settings, training_warnings
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder
@@ -155,6 +156,8 @@ def test_other_data_than_the_checkpoints_is_an_error_naming_both(tmp_path, monke
         assert code == 2 and "not the same data" in err and str(tmp_path / "data.npz") in err and err.count("md5:") == 2
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", "run", "--dataset", "digits")
     assert code == 2 and "bundled:sklearn-digits" in err
+    with pytest.raises(CheckpointError, match="not the same data"):  # the Python entry point checks too
+        evaluate_checkpoint(tmp_path / "run" / "model.pt")
 
 
 def test_options_that_would_be_ignored_or_give_empty_results_are_refused(own_run, capsys):
