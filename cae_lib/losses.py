@@ -181,8 +181,8 @@ class CAEObjective:
         loss = sum(weights[name] * value for name, value in terms.items())
         logs = {name: value.item() for name, value in terms.items()}
         if "contrastive" in terms:
-            with torch.no_grad():  # where each positive ranks: a progress signal, not part of the loss
-                logits, positives = self.ntxent.similarity_logits(h1.detach(), h2.detach())
+            with torch.no_grad():  # where each positive ranks among the whole (global) batch: a progress signal
+                logits, positives = self.ntxent.similarity_logits(gather_with_grad(h1.detach()), gather_with_grad(h2.detach()))
             logs["top1"] = positive_pair_accuracy(logits, positives, 1)
             logs["top5"] = positive_pair_accuracy(logits, positives, 5)
         logs["loss"] = loss.item()

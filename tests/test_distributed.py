@@ -64,9 +64,12 @@ WEIGHT_TOLERANCE = dict(rtol=1e-6, atol=1e-7)
 def test_ddp_training_matches_one_process_and_resumes_exactly(tmp_path: Path) -> None:
     spawn(ddp_workers.training_worker, tmp_path)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=False)
-    single = ddp_workers.train(3).model.state_dict()
+    single_trainer = ddp_workers.train(3)
+    single = single_trainer.model.state_dict()
     assert ddp["world_size"] == WORLD_SIZE
     assert len(ddp["history"]) == 3
+    for a, b in zip(ddp["history"], single_trainer.state.history):  # logs too: averaged over ranks, top-1 over the global batch
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["top1"] == pytest.approx(b["top1"], abs=1e-9)
     for key, value in single.items():
         torch.testing.assert_close(ddp["full"][key].float(), value.float(), **WEIGHT_TOLERANCE, msg=key)
         assert torch.equal(ddp["resumed"][key], ddp["full"][key]), f"resume changed {key}"
