@@ -17,6 +17,8 @@ Where things live (one module per idea):
 - ``cae_lib.run_folder``  one folder per run, locked while a run writes to it, never silently reused
 - ``cae_lib.embed``       latent extraction (eval mode, no grad)
 - ``cae_lib.experiment``  recipes: train a CAE from a config, load the shipped checkpoint or train
+- ``cae_lib.course``      the steps the course notebooks share, one call each (data, config, load or train, tables)
+- ``cae_lib.pretrained``  shipped checkpoints (PneumoniaMNIST, BreastMNIST) with model cards
 - ``cae_lib.cluster``     k-means / GMM / agglomerative on latents (a scikit-learn estimator), choosing k, over-clustering
 - ``cae_lib.metrics``     Hungarian accuracy, majority-vote accuracy, NMI, ARI, floors
 - ``cae_lib.probes``      kNN and linear-probe evaluation

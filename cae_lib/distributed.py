@@ -10,7 +10,8 @@ What changes under more than one process (``world_size > 1``), and why:
 * **Batches.** ``batch_size`` stays the *global* batch. Each epoch's seeded permutation is the
   one a single process draws (:func:`cae_lib.data.batches.epoch_batches`); rank ``r`` takes the
   ``r``-th contiguous slice of every batch (:func:`shard`), so the ranks see disjoint rows and
-  together exactly the single-process batch.
+  together the single-process batch (less at most ``world_size - 1`` rows when the batch does
+  not divide evenly: ``all_gather`` needs equal slices).
 * **Negatives.** NT-Xent takes its negatives from the batch. Each rank gathers every rank's
   projections with :func:`gather_with_grad` (forward: ``all_gather``; backward: the gradients
   of all ranks are summed and each rank keeps its own slice, as in lightly's
@@ -26,7 +27,8 @@ What changes under more than one process (``world_size > 1``), and why:
   prints the failed rank's error. Collectives have a timeout (:func:`init_from_env`), so no
   rank waits forever.
 
-Augmentation noise comes from a per-rank stream ``(seed, epoch, rank)``, so runs are exactly
+Augmentation and other noise come from per-rank streams (:func:`~cae_lib.data.batches.epoch_generator`
+streams ``1 + 16 * rank`` and ``3 + 16 * rank``), so runs are exactly
 reproducible for a given world size, and ``world_size = 1`` reproduces a plain run bit for bit.
 """
 

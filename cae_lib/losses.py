@@ -33,8 +33,8 @@ class NTXentLoss(nn.Module):
         l(i, j) = -log( exp(sim(i, j) / tau) / sum_{k != i} exp(sim(i, k) / tau) )
 
     averaged over all 2N views. At chance (all similarities equal) it is ``log(2N - 1)``; for
-    identical, perfectly aligned views with orthogonal images it reaches its minimum
-    ``-log(e^(1/tau) / (e^(1/tau) + 2N - 2))``.
+    identical, perfectly aligned views of mutually orthogonal images it equals
+    ``-log(e^(1/tau) / (e^(1/tau) + 2N - 2))`` (negatives that point away from a view go lower still).
 
     Args:
         temperature: tau > 0.01. Small tau sharpens the softmax; SimCLR used 0.5 for small batches.

@@ -41,7 +41,7 @@ Objective = Callable[[nn.Module, Batch, torch.Generator], tuple[torch.Tensor, di
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised when a loss term becomes NaN or infinite."""
+    """Raised when a loss term, a parameter or a buffer becomes NaN or infinite."""
 
 
 class BatchSource(Protocol):
@@ -214,7 +214,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: BatchSource) -> dict[str, float]:
-        """Mean objective over ``data`` in eval mode, with fixed augmentation noise (seed stream 2)."""
+        """Mean objective over ``data`` in eval mode, with fixed augmentation noise (seed stream 2).
+
+        Like training, it skips a last batch smaller than ``batch_size // 4`` (too few NT-Xent negatives).
+        """
         self.model.eval()
         g = epoch_generator(self.config.seed, 0, 2)
         sums: dict[str, float] = {}

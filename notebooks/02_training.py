@@ -16,7 +16,7 @@
 # * how to read the loss curves and the **positive-pair top-1 accuracy** (more telling than a loss value);
 # * what the reconstructions look like, and (with `TRAIN_PLAIN_AE = True`) how a plain autoencoder compares.
 #
-# **Runtime:** about 15 seconds on one CPU core when the shipped checkpoint matches your settings.
+# **Runtime:** under 10 seconds on one CPU core when the shipped checkpoint matches your settings.
 # Training from scratch (another dataset, or changed settings) takes about 2 minutes for
 # PneumoniaMNIST on one core (270 optimisation steps, 15 epochs), and `TRAIN_PLAIN_AE = True` adds
 # as much again. Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).

@@ -13,7 +13,7 @@
 # * the difference between the code `z` and the projection `h = g(z)` the contrastive loss acts on;
 # * how the plain AE and the CAE differ, in pictures and in two numbers (k-means and kNN accuracy).
 #
-# **Runtime:** about 30-60 seconds on one CPU core with the shipped CAE checkpoint: most of it trains
+# **Runtime:** about 25 seconds on one CPU core with the shipped CAE checkpoint: most of it trains
 # a quick plain AE (`AE_EPOCHS` epochs on `AE_MAX_TRAIN` images) unless notebook 2 saved a full one
 # (`TRAIN_PLAIN_AE = True`), and a few seconds go to each t-SNE. If no shipped or saved model matches your settings, training adds about 2 minutes (PneumoniaMNIST, one core). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
 #

@@ -17,7 +17,7 @@
 #   linear probe beat a supervised model trained on those few labels?
 # * the published reference numbers, and why they are not directly comparable to ours.
 #
-# **Runtime:** about 1 minute on one CPU core with the defaults and the shipped checkpoint: the
+# **Runtime:** about 1.5 minutes on one CPU core with the defaults and the shipped checkpoint: the
 # same-backbone model is trained live (with the benchmark's settings, then twice more with few
 # labels); the ResNet-18 only with `RUN_RESNET = True`, which adds several minutes on a CPU. If no shipped or saved model matches your settings, training adds about 2 minutes (PneumoniaMNIST, one core).
 # Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).

@@ -21,6 +21,7 @@ import cae_lib.commands.demo as demo_cmd
 import cae_lib.commands.sample as sample_cmd
 import cae_lib.commands.train as train_cmd
 import cae_lib.data.checksums as checksums_mod
+from cae_lib.commands.augment_benchmark import check_complete_for_publish
 from cae_lib.commands.benchmark import check_benchmark_out
 from cae_lib.comparison import METHODS
 from cae_lib.data import ensure_file, get_info
@@ -179,6 +180,18 @@ def test_benchmark_writes_a_new_folder_and_publishes_complete_runs_only(tmp_path
     check_benchmark_out(committed, "pneumoniamnist", list(METHODS), 3, publish=True, overwrite=False)
     with pytest.raises(ValueError, match="already holds results"):
         check_benchmark_out(committed, "pneumoniamnist", ["cae"], 1, publish=False, overwrite=False)
+
+
+def test_augment_benchmark_publishes_complete_runs_only(tmp_path):
+    """Class (found in review): `augment-benchmark --publish` let a 1-seed run replace the committed 3-seed table."""
+    committed = tmp_path / "pneumoniamnist_augment.json"
+    committed.write_text(json.dumps({"fractions": [0.01, 0.05, 0.2], "seeds": 3}))
+    with pytest.raises(ValueError, match="partial run"):
+        check_complete_for_publish(committed, [0.01], 3)
+    with pytest.raises(ValueError, match="partial run"):
+        check_complete_for_publish(committed, [0.01, 0.05, 0.2], 1)
+    check_complete_for_publish(committed, [0.01, 0.05, 0.2], 3)
+    check_complete_for_publish(tmp_path / "none_yet.json", [0.01], 1)  # nothing committed: nothing to lose
 
 
 # --------------------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ TRAIN = ["train", "--out", "run", "--no-progress"]
         (TRAIN + ["--dataset", "tiny", "--epochs", "1"], "too few images to split: 8 in all (benign: 4, malignant: 4)"),
         (TRAIN + ["--dataset", "", "--epochs", "1"], "dataset name is empty"),
         (TRAIN + ["--dataset", "pneumoniamnist", "--data-dir", "afile.txt"], "is a file, not a folder"),
+        (TRAIN + ["--dataset", "digits", "--data-dir", "afile.txt"], "is a file, not a folder"),  # whatever the dataset
         (TRAIN + ["--dataset", "digits", "--batch-size", "0"], "at least 2"),
         (TRAIN + ["--dataset", "digits", "--batch-size", "-5"], "at least 2"),
         (TRAIN + ["--dataset", "digits", "--batch-size", "100000"], "larger than the 1259 training images"),
@@ -281,3 +282,12 @@ def test_train_on_own_folder_then_resume_from_another_folder(tmp_path, monkeypat
     assert code == 2 and "train.epochs (--epochs): 1 in the checkpoint, 2 now" in err
     code, _, _ = run_cli(capsys, "train", "--dataset", "data/xray", "--out", tmp_path / "run2", "--resume", *SMALL)
     assert code == 0
+
+
+def test_a_registry_name_beside_a_same_named_folder_says_which_one_it_loads(tmp_path, monkeypatch):
+    """Class (found in review): a bare name loads the official set even when a folder of that name is here; say so."""
+    (tmp_path / "digits").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match=r"pass it as a path: './digits'"):
+        data = load_dataset("digits", "test")
+    assert data.source.startswith("sklearn")

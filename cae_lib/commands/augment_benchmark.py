@@ -24,6 +24,7 @@ classifier, diversity) are stored beside the scores.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -210,6 +211,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_progress_arg(p)
 
 
+def check_complete_for_publish(committed: Path, fractions: Sequence[float], seeds: int) -> None:
+    """Refuse to let a partial run (fewer fractions or seeds than the committed table) replace it."""
+    try:
+        old = json.loads(committed.read_text()) if committed.exists() else {}
+        old_fractions, old_seeds = [float(f) for f in old.get("fractions", [])], int(old.get("seeds", 0))
+    except (OSError, ValueError, TypeError):
+        old_fractions, old_seeds = [], 0
+    missing = [f for f in old_fractions if f not in [float(x) for x in fractions]]
+    if missing or seeds < old_seeds:
+        raise ValueError(
+            f"--publish with a partial run (missing fractions: {', '.join(map(str, missing)) or 'none'}; {seeds} seed(s) "
+            f"where the committed table has {old_seeds}) would replace the full table {committed}. Run every fraction "
+            f"with --seeds {max(old_seeds, 3)}, drop --publish, or pass --overwrite if you mean it."
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.publish and args.out:
         raise ValueError("--publish writes into the committed results folder; give --publish or --out, not both")
@@ -219,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
     existing = [f for f in result_files(name) if (out / f).exists()]
     if existing and not args.publish and not args.overwrite:
         raise ValueError(f"{out} already holds results for {name} ({', '.join(existing)}). Pass --overwrite to replace them, or choose another --out.")
+    if args.publish and not args.overwrite:
+        check_complete_for_publish(out / f"{name}_augment.json", args.fractions, args.seeds)
     run_augment_benchmark(
         dataset=args.dataset,
         fractions=args.fractions,

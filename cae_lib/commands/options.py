@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from cae_lib.config import IMAGE_SIZES
 
@@ -83,9 +84,20 @@ def add_data_args(p: argparse.ArgumentParser, dataset_default: str | None = "pne
         p.add_argument("--size", type=int, default=28, choices=IMAGE_SIZES, help="image size in pixels")
 
 
+def data_dir_value(value: str) -> str:
+    """``--data-dir`` must name a folder (or one to create): a file is refused whatever the dataset."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{value} is a file, not a folder: --data-dir names the folder that holds the MedMNIST .npz files "
+            f"(to use a single .npz of your own, pass it as --dataset {value})"
+        )
+    return value
+
+
 def add_data_dir_arg(p: argparse.ArgumentParser) -> None:
     """``--data-dir``: the folder with the MedMNIST .npz files."""
-    p.add_argument("--data-dir", default=None,
+    p.add_argument("--data-dir", default=None, type=data_dir_value,
                    help="folder with the MedMNIST .npz files (default: $CAE_DATA_DIR, else ~/.cache/cae_lib/medmnist)")
 
 

@@ -8,7 +8,8 @@ the baselines, the samplers and the widgets. Three pieces:
 - :func:`epoch_batches` is the only shuffling policy: epoch ``e`` of seed ``s`` is the
   permutation drawn from :func:`epoch_generator` ``(s, e, 0)``, cut into batches. Exact resume
   depends on it (a run resumed at epoch ``e`` draws the same permutation), and so do the shards
-  of a multi-process run (each rank takes every ``world_size``-th batch row of the same order).
+  of a multi-process run (each rank takes its contiguous slice of every batch of the same order,
+  :func:`cae_lib.distributed.shard`).
 - :class:`ImageBatches` is a batch source: ``len()`` and ``get_batch(indices)``. It keeps the
   images as they are on disk (uint8; a memory map stays a memory map) and converts only the
   rows of each batch.

@@ -108,6 +108,12 @@ def load_dataset(
     if looks_like_path(name):
         return _load_custom(Path(name).expanduser(), split, size)
     info = name if isinstance(name, DatasetInfo) else get_info(str(name))
+    if not isinstance(name, DatasetInfo) and Path(str(name)).is_dir():
+        warnings.warn(
+            f"{name!r} is a MedMNIST name, so the official {info.display_name} is loaded, not the folder ./{name} "
+            f"here; to use the folder, pass it as a path: './{name}' (--dataset ./{name}).",
+            stacklevel=2,
+        )
     fallback_info = _check_fallback(fallback)
     info.check_size(size)
     if info.is_multi_label:

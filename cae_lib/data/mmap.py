@@ -1,7 +1,7 @@
 """Splits too large for memory: unpack once to ``.npy``, then memory-map.
 
-MedMNIST+ at 224 px is big: TissueMNIST's train split is 236k x 224 x 224 bytes, about 12 GB as
-uint8, more than most machines have. An ``.npz`` is a zip archive, so a split cannot be read
+MedMNIST+ at 224 px is big: TissueMNIST (236k images in all, 165k in train) is about 12 GB as
+uint8 at 224 x 224, more than most machines have. An ``.npz`` is a zip archive, so a split cannot be read
 lazily from it. Instead, a split whose images exceed the memory budget is streamed out of the
 archive once (in 1 MiB chunks, so unpacking needs no more memory than that) into an ``.npy`` file
 in the toolkit's cache, and opened with ``np.load(mmap_mode="r")``: the operating system then

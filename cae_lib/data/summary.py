@@ -84,7 +84,7 @@ def format_dataset_table(rows: list[dict[str, Any]]) -> str:
     if rows and "data_dir" in rows[0]:
         out.append("")
         out.append(f"data folder: {rows[0]['data_dir']}  (change with --data-dir or the CAE_DATA_DIR variable)")
-        out.append("missing files are downloaded on first use; offline, pass fallback='digits'")
+        out.append("missing files are downloaded on first use; offline, use --dataset digits (in Python: fallback='digits')")
     return "\n".join(out)
 
 
