@@ -9,6 +9,8 @@ For medical images the views must stay plausible, so the transforms are mild:
 * a small random zoom-in (crop), shift and rotation, all in one affine warp;
 * optional horizontal / vertical flips (off by default: chest X-rays are not left-right symmetric);
 * brightness and contrast jitter (scanner and exposure differences);
+* a linear brightness ramp in a random direction (uneven exposure across the field, such as the
+  X-ray tube's heel effect, or a vignetted microscope or dermatoscope image);
 * Gaussian blur (focus, resolution) and Gaussian noise (sensor noise).
 
 Everything runs on a whole batch at once (one ``affine_grid`` + ``grid_sample``), so it is fast on
@@ -85,6 +87,8 @@ class ContrastiveAugment:
         contrast = self._uniform(b, 1 - c.contrast * s, 1 + c.contrast * s, g, device).view(shape).clamp(min=0.1)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - mean) * contrast + mean + brightness
+        if c.gradient > 0 and s > 0:
+            x = x + self._ramp(x, g) * c.gradient * s
         if c.blur_prob > 0 and s > 0:
             blurred = _box_blur3(x)
             use_blur = (torch.rand(b, generator=g) < min(1.0, c.blur_prob * s)).to(device).view(shape)
@@ -93,6 +97,16 @@ class ContrastiveAugment:
         if c.noise_std > 0 and s > 0:
             x = x + torch.randn(x.shape, generator=g).to(device) * c.noise_std * s
         return x.clamp(0.0, 1.0)
+
+    def _ramp(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """One linear ramp per image, from -a to +a across it in a random direction, a in [-1, 1]. Shape (B, 1, H, W)."""
+        b, _, h, w = x.shape
+        angle = torch.rand(b, generator=g) * 2 * math.pi
+        amplitude = torch.rand(b, generator=g) * 2 - 1
+        ys = torch.linspace(-1, 1, h).view(1, h, 1)
+        xs = torch.linspace(-1, 1, w).view(1, 1, w)
+        ramp = (torch.cos(angle).view(b, 1, 1) * xs + torch.sin(angle).view(b, 1, 1) * ys) / math.sqrt(2)
+        return (amplitude.view(b, 1, 1) * ramp).unsqueeze(1).to(device=x.device, dtype=x.dtype)
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         if x.dim() != 4:

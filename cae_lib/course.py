@@ -22,7 +22,7 @@ call                               what it does
 Example (the first cells of notebook 4)::
 
     train, val, test, fit = load_course_data("pneumoniamnist", seed=0, fast=False)
-    cfg = cae_config(train, "pneumoniamnist", latent_dim=32, temperature=0.5, seed=0)
+    cfg = cae_config(train, "pneumoniamnist", latent_dim=32, temperature=0.2, seed=0)
     model, history, where = load_or_train_cae(cfg, fit, out=runs_dir() / "pneumoniamnist_cae")
 """
 

@@ -119,6 +119,8 @@ def config_differences(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] =
         return out
 
     a, b = flat(old.to_dict()), flat(new.to_dict())
+    if "auto" in (a.get("train.precision"), b.get("train.precision")):
+        ignore = (*ignore, "train.precision")  # "auto" matches what it resolved to (see same_settings)
     diffs = []
     for key in sorted(set(a) | set(b)):
         if key in ignore or a.get(key) == b.get(key):
@@ -231,10 +233,13 @@ def find_pretrained(config: CAEConfig, name: str = "cae") -> Path | None:
 
 
 def same_settings(a: CAEConfig, b: CAEConfig) -> bool:
-    """Whether two configs describe the same training run (the device it ran on does not count)."""
-    da, db = a.to_dict(), b.to_dict()
-    da["train"].pop("device"), db["train"].pop("device")
-    return da == db
+    """Whether two configs describe the same training run.
+
+    The device it ran on does not count, nor the precision when either side says ``"auto"``: a
+    checkpoint records the precision ``"auto"`` resolved to where it trained (bf16 or fp32), and
+    it still matches a request for ``"auto"`` on a machine where that resolves differently.
+    """
+    return not config_differences(a, b, ignore=("train.device",))
 
 
 def load_or_train(

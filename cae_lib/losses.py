@@ -23,6 +23,11 @@ from cae_lib.config import CAEConfig, LossConfig
 from cae_lib.distributed import gather_with_grad, is_distributed, world
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in fp32 if autocast made it bf16/fp16; fp32 and fp64 tensors are returned as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class NTXentLoss(nn.Module):
     """NT-Xent (InfoNCE over the 2N views of a batch), SimCLR's contrastive loss.
 
@@ -72,8 +77,9 @@ class NTXentLoss(nn.Module):
         n = z1.shape[0]
         if n < 2:
             raise ValueError("NT-Xent needs at least 2 images per batch (negatives come from the batch)")
-        z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)  # (2N, D), unit length
-        logits = z @ z.T / self.temperature  # cosine similarity / tau, (2N, 2N)
+        with torch.autocast(z1.device.type, enabled=False):  # similarities in fp32, also under mixed precision
+            z = F.normalize(at_least_fp32(torch.cat([z1, z2], dim=0)), dim=1)  # (2N, D), unit length
+            logits = z @ z.T / self.temperature  # cosine similarity / tau, (2N, 2N)
         logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))  # a view is not its own negative
         positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # view i's partner
         return logits, positives
@@ -91,10 +97,11 @@ class NTXentLoss(nn.Module):
         rank, n = world()[0], z1.shape[0]
         a, b = gather_with_grad(z1), gather_with_grad(z2)  # (N, D) each, in rank order
         big_n = a.shape[0]
-        z = F.normalize(torch.cat([a, b], dim=0), dim=1)  # (2N, D): all first views, then all second views
-        own = torch.arange(rank * n, (rank + 1) * n, device=z.device)
+        own = torch.arange(rank * n, (rank + 1) * n, device=a.device)
         mine = torch.cat([own, big_n + own])  # global row of each of this rank's 2n views
-        logits = z[mine] @ z.T / self.temperature  # (2n, 2N)
+        with torch.autocast(a.device.type, enabled=False):  # similarities in fp32, also under mixed precision
+            z = F.normalize(at_least_fp32(torch.cat([a, b], dim=0)), dim=1)  # (2N, D): all first views, then all second views
+            logits = z[mine] @ z.T / self.temperature  # (2n, 2N)
         self_mask = torch.zeros_like(logits, dtype=torch.bool)
         self_mask[torch.arange(2 * n, device=z.device), mine] = True
         logits = logits.masked_fill(self_mask, float("-inf"))  # a view is not its own negative
@@ -168,15 +175,16 @@ class CAEObjective:
         views = torch.cat([v1, v2], dim=0)
         terms: dict[str, torch.Tensor] = {}
         c = self.cfg
+        # Under bf16/fp16 autocast the outputs are low precision; every loss is computed in fp32.
         if c.recon_weight > 0:
-            terms["recon"] = reconstruction_loss(out.x_hat, views, c.recon)
+            terms["recon"] = reconstruction_loss(at_least_fp32(out.x_hat), views, c.recon)
         if c.contrastive_weight > 0:
-            h1, h2 = out.h.chunk(2, dim=0)
+            h1, h2 = at_least_fp32(out.h).chunk(2, dim=0)
             terms["contrastive"] = self.ntxent(h1, h2)  # the tested loss module is the one that trains
         if c.kl_weight > 0:
             if out.logvar is None:
                 raise ValueError("kl_weight > 0 but the model is not variational (variant='ae')")
-            terms["kl"] = kl_divergence(out.mu, out.logvar).mean() / views[0].numel()
+            terms["kl"] = kl_divergence(at_least_fp32(out.mu), at_least_fp32(out.logvar)).mean() / views[0].numel()
         weights = {"recon": c.recon_weight, "contrastive": c.contrastive_weight, "kl": c.kl_weight}
         loss = sum(weights[name] * value for name, value in terms.items())
         logs = {name: value.item() for name, value in terms.items()}

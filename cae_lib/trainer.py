@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from cae_lib.config import TrainConfig
 from cae_lib.data.batches import Batch, ImageBatches, epoch_batches, epoch_generator
 from cae_lib.distributed import all_reduce_mean, convert_sync_batchnorm, shard, world
+from cae_lib.schedule import learning_rate
 from cae_lib.utils import pick_device, progress_bar
 
 __all__ = ["BatchSource", "ImageBatches", "Trainer", "TrainerState", "TrainingDiverged", "epoch_generator"]
@@ -131,6 +132,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress and self.rank == 0  # one progress bar, on rank 0
         self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.config.validate()
+        self.config.precision = self.config.resolve_precision(self.device.type)  # "auto" -> what runs, recorded
         self.autocast_dtype = self.config.autocast_dtype(self.device.type)
         self.use_amp = self.autocast_dtype is not None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
@@ -140,6 +143,7 @@ class Trainer:
         if len(train_data) < 2:
             raise ValueError("the training set needs at least 2 images")
         self.epochs = self.config.resolve_epochs(len(train_data))
+        self.total_steps = self.epochs * len(self._batches(train_data, 0))  # the schedule's length
 
     # ----------------------------------------------------------------------------------------
     def _batches(self, data: BatchSource, epoch: int | None) -> list[torch.Tensor]:
@@ -193,6 +197,7 @@ class Trainer:
         chunks = self._batches(self.train_data, epoch)
         bar = progress_bar(chunks, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, disable=not self.progress)
         for idx in bar:
+            self._set_learning_rate()
             batch = self._to_device(self.train_data.get_batch(idx))
             with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.use_amp):
                 loss, logs = self.objective(self.train_model, batch, g_aug)
@@ -211,6 +216,13 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "top1")})
         self._check_finite(None, {}, epoch, self.state.step)  # the last step's update, before it is saved
         return all_reduce_mean({k: v / len(chunks) for k, v in sums.items()})
+
+    def _set_learning_rate(self) -> None:
+        """The rate of the coming step, a function of the step number alone (exact on resume)."""
+        cfg = self.config
+        lr = learning_rate(self.state.step, self.total_steps, cfg.lr, cfg.schedule, cfg.warmup_fraction)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     @torch.no_grad()
     def evaluate(self, data: BatchSource) -> dict[str, float]:
@@ -241,6 +253,7 @@ class Trainer:
             logs["epoch"] = self.state.epoch + 1
             logs["seconds"] = time.perf_counter() - t0
             logs["images_per_sec"] = len(self.train_data) / logs["seconds"]
+            logs["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate of the epoch's last step
             self.state.epoch += 1
             self.state.history.append(logs)
             self._track_best(logs)

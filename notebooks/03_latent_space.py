@@ -13,9 +13,9 @@
 # * the difference between the code `z` and the projection `h = g(z)` the contrastive loss acts on;
 # * how the plain AE and the CAE differ, in pictures and in two numbers (k-means and kNN accuracy).
 #
-# **Runtime:** about 25 seconds on one CPU core with the shipped CAE checkpoint: most of it trains
+# **Runtime:** about 20 seconds on one CPU core with the shipped CAE checkpoint: most of it trains
 # a quick plain AE (`AE_EPOCHS` epochs on `AE_MAX_TRAIN` images) unless notebook 2 saved a full one
-# (`TRAIN_PLAIN_AE = True`), and a few seconds go to each t-SNE. If no shipped or saved model matches your settings, training adds about 2 minutes (PneumoniaMNIST, one core). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
+# (`TRAIN_PLAIN_AE = True`), and a few seconds go to each t-SNE. If no shipped or saved model matches your settings, training adds about 40 seconds (PneumoniaMNIST, one core). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
 #
 # **What you should see:** in the CAE maps the two PneumoniaMNIST classes occupy different
 # regions, with an overlap; in the plain AE maps they are more mixed. The k-means colours follow
@@ -27,9 +27,9 @@ DATASET = "pneumoniamnist"  # any 2D MedMNIST name ("breastmnist", "bloodmnist",
 DATA_DIR = None             # folder with the MedMNIST .npz files; None: $CAE_DATA_DIR, then ~/.cache/cae_lib/medmnist
 SEED = 0
 FAST = False                # True: tiny settings so the notebook runs in seconds (automated tests); numbers mean nothing
-EPOCHS = None               # None: the library default (enough epochs for 270 optimisation steps; 15 on PneumoniaMNIST)
+EPOCHS = None               # None: the library default (enough epochs for 120 optimisation steps; 7 on PneumoniaMNIST)
 LATENT_DIM = 32             # the shipped checkpoint was trained with these defaults:
-TEMPERATURE = 0.5           # change one and the notebook trains a new model (minutes on a CPU)
+TEMPERATURE = 0.2           # change one and the notebook trains a new model (about 40 s on one CPU core)
 MAX_POINTS = 1000           # test codes per map (t-SNE time grows quickly with this)
 AE_EPOCHS = 3               # the quick plain AE, trained only if notebook 2 saved none
 AE_MAX_TRAIN = 1500         # ... on this many training images

@@ -16,7 +16,7 @@
 #   images, and per-class sampling with a temperature;
 # * whether generated images actually help a classifier trained with few labels.
 #
-# **Runtime:** under a minute on one CPU core with the shipped checkpoint. If no shipped or saved model matches your settings, training adds about 2 minutes (PneumoniaMNIST, one core). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
+# **Runtime:** under a minute on one CPU core with the shipped checkpoint. If no shipped or saved model matches your settings, training adds about 40 seconds (PneumoniaMNIST, one core). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
 #
 # **What you should see:** prior samples that do not look like X-rays (the CAE is not a VAE); blurry
 # but plausible class samples; traversals that change global appearance (brightness, size of the
@@ -28,9 +28,9 @@ DATASET = "pneumoniamnist"  # any 2D MedMNIST name ("breastmnist", "bloodmnist",
 DATA_DIR = None             # folder with the MedMNIST .npz files; None: $CAE_DATA_DIR, then ~/.cache/cae_lib/medmnist
 SEED = 0
 FAST = False                # True: tiny settings so the notebook runs in seconds (automated tests); numbers mean nothing
-EPOCHS = None               # None: the library default (enough epochs for 270 optimisation steps; 15 on PneumoniaMNIST)
+EPOCHS = None               # None: the library default (enough epochs for 120 optimisation steps; 7 on PneumoniaMNIST)
 LATENT_DIM = 32             # the shipped checkpoint was trained with these defaults:
-TEMPERATURE = 0.5           # change one and the notebook trains a new model (minutes on a CPU)
+TEMPERATURE = 0.2           # change one and the notebook trains a new model (about 40 s on one CPU core)
 N_SAMPLES = 16              # samples per figure
 SCALE = 1.0                 # sampling temperature: multiplies the spread around each class mean
 N_CHECK = 200               # samples used for the quality checks

@@ -50,7 +50,7 @@ def tiny_setup(epochs: int) -> tuple[CAEConfig, ImageBatches]:
     """A small CAE and 64 images; augmentation off, so a run's randomness is only the seeded batch order."""
     cfg = CAEConfig(dataset="synthetic", augment=AugmentConfig(strength=0.0))
     cfg.model = ModelConfig(latent_dim=8, width=4)
-    cfg.train = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, seed=3, device="cpu")
+    cfg.train = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, seed=3, device="cpu", precision="fp32")  # exact comparisons: no autocast
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 64)
     images = (rng.random((64, 28, 28)) * 80 + labels[:, None, None] * 120).astype(np.uint8)
@@ -70,14 +70,21 @@ class Float64Objective:
         return self.objective(model, (batch[0].double(), *batch[1:]), generator)
 
 
-def train(epochs: int, state: dict | None = None) -> Trainer:
-    """Train the tiny CAE (in float64) for ``epochs`` epochs in this process (single- or multi-rank)."""
+def train(epochs: int, state: dict | None = None, stop_after: int | None = None) -> Trainer:
+    """Train the tiny CAE (in float64) for ``epochs`` epochs in this process (single- or multi-rank).
+
+    ``stop_after``: interrupt after that many epochs, part-way down the learning-rate schedule.
+    """
     cfg, data = tiny_setup(epochs)
     torch.manual_seed(0)
     model = ContrastiveAutoencoder(cfg.model).double()
     if state is not None:
         model.load_state_dict(state["model"])
-    trainer = Trainer(model, Float64Objective(cfg), data, cfg.train, progress=False)
+
+    def interrupt(trainer: Trainer, logs: dict) -> None:
+        trainer.state.stop = stop_after is not None and trainer.state.epoch >= stop_after
+
+    trainer = Trainer(model, Float64Objective(cfg), data, cfg.train, progress=False, callbacks=[interrupt])
     if state is not None:
         trainer.load_state_dict(state["trainer"])
     trainer.fit()
@@ -89,7 +96,7 @@ def training_worker(rank: int, world_size: int, port: int, out_dir: str) -> None
     join(rank, world_size, port)
     out = Path(out_dir)
     full = train(3)
-    first = train(1)
+    first = train(3, stop_after=1)
     if rank == 0:  # as the CLI does: only rank 0 writes; every rank reads
         torch.save({"model": first.model.state_dict(), "trainer": first.state_dict()}, out / "after_epoch1.pt")
     dist.barrier()

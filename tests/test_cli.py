@@ -70,6 +70,8 @@ def test_sample_writes_grid_settings_and_a_loadable_npz(digits_checkpoint, tmp_p
         (["train", "--dataset", "pneumoniamnst", "--epochs", "1", "--no-progress"], "pneumoniamnist"),
         (["sample", "--checkpoint", "missing.pt"], "does not exist"),
         (["train", "--dataset", "digits", "--temperature", "0", "--no-progress"], "temperature"),
+        (["train", "--dataset", "digits", "--warmup-fraction", "1", "--no-progress"], "--warmup-fraction"),
+        (["train", "--dataset", "digits", "--schedule", "step", "--no-progress"], "--schedule"),
     ],
 )
 def test_bad_input_gives_a_clear_error_and_exit_code_2(argv, message, tmp_path, capsys):
@@ -134,3 +136,13 @@ def test_every_command_module_is_wired_into_the_parser():
     for name, command in COMMANDS.items():
         assert f"    {name} " in text or f"    {name}\n" in text, name
         assert command.__name__ == "cae_lib.commands." + name.replace("-", "_")
+
+
+def test_schedule_steps_and_precision_options_reach_the_config():
+    from cae_lib.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["train", "--steps", "50", "--schedule", "constant", "--warmup-fraction", "0.2", "--precision", "fp32"])
+    cfg = config_from_args(args)
+    assert (cfg.train.steps, cfg.train.schedule, cfg.train.warmup_fraction, cfg.train.precision) == (50, "constant", 0.2, "fp32")
+    defaults = config_from_args(build_parser().parse_args(["train"]))
+    assert (defaults.train.schedule, defaults.train.precision, defaults.loss.temperature) == ("cosine", "auto", 0.2)

@@ -84,6 +84,19 @@ def test_augment_strength_zero_is_identity_and_strength_scales_change():
         ContrastiveAugment(AugmentConfig(strength=-1))
 
 
+def test_brightness_ramp_is_linear_bounded_and_random_in_direction():
+    aug = ContrastiveAugment(AugmentConfig(gradient=0.2))
+    x = torch.zeros(64, 1, 28, 28)
+    ramp = aug._ramp(x, torch.Generator().manual_seed(0))  # (B, 1, H, W), before the 0.2 * strength scaling
+    assert ramp.shape == (64, 1, 28, 28) and ramp.abs().max() <= 1 + 1e-6
+    # linear: constant steps along rows and along columns, and zero at the centre
+    assert torch.allclose(ramp[:, :, :, 1:] - ramp[:, :, :, :-1], (ramp[:, :, :, 1] - ramp[:, :, :, 0])[..., None], atol=1e-6)
+    assert torch.allclose(ramp[:, :, 1:, :] - ramp[:, :, :-1, :], (ramp[:, :, 1, :] - ramp[:, :, 0, :])[:, :, None], atol=1e-6)
+    assert torch.allclose(ramp.mean(dim=(1, 2, 3)), torch.zeros(64), atol=1e-6)
+    slopes = torch.stack([ramp[:, 0, 0, -1] - ramp[:, 0, 0, 0], ramp[:, 0, -1, 0] - ramp[:, 0, 0, 0]], 1)
+    assert (slopes[:, 0] > 0).any() and (slopes[:, 0] < 0).any() and (slopes[:, 1] > 0).any() and (slopes[:, 1] < 0).any()
+
+
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
 def test_every_medmnist_size_keeps_the_code_size(size: int) -> None:
     cfg = ModelConfig(image_size=size, in_channels=3, latent_dim=16, width=4)

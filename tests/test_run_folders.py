@@ -254,3 +254,25 @@ def test_thread_count_respects_the_override_and_the_container_quota(tmp_path):
         default_num_threads({"CAE_NUM_THREADS": "lots"})
     assert default_num_threads({}, tmp_path / "none") == available_cpus(tmp_path / "none") >= 1
     assert os.cpu_count() >= available_cpus(tmp_path / "none")
+
+
+def test_benchmark_reuse_takes_the_other_methods_runs_and_counts_them_as_complete(tmp_path):
+    """Rows a change cannot affect (the supervised baselines) may be reused from an earlier table, and say so."""
+    from cae_lib.commands.benchmark import reused_runs
+
+    earlier = tmp_path / "old.json"
+    runs = [{"key": k, "seed": s, "method": METHODS[k]} for k in METHODS for s in range(3)]
+    earlier.write_text(json.dumps({"meta": {"date": "2026-11-26", "seeds": 3}, "runs": runs}))
+    fresh = ["raw_kmeans", "pca_kmeans", "ae", "vae", "contrastive", "cae"]
+    kept, when = reused_runs(earlier, fresh, seeds=2)
+    assert sorted({r["key"] for r in kept}) == sorted(set(METHODS) - set(fresh))
+    assert {r["seed"] for r in kept} == {0, 1} and all(r["reused"] for r in kept)
+    assert when == "old.json (2026-11-26)"
+    committed = tmp_path / "results"
+    committed.mkdir()
+    check_benchmark_out(committed, "pneumoniamnist", fresh, 3, publish=True, overwrite=False, reused=[r["key"] for r in kept])
+    with pytest.raises(ValueError, match="partial run"):
+        check_benchmark_out(committed, "pneumoniamnist", fresh, 3, publish=True, overwrite=False)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a benchmark results JSON"):
+        reused_runs(tmp_path / "bad.json", fresh, 3)

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cae_lib.config import CAEConfig, ModelConfig, TrainConfig
+from cae_lib.config import CAEConfig, ModelConfig, TrainConfig, native_bf16
 from cae_lib.embed import embed
-from cae_lib.losses import CAEObjective
+from cae_lib.losses import CAEObjective, NTXentLoss
 from cae_lib.models import ContrastiveAutoencoder
+from cae_lib.schedule import learning_rate
 from cae_lib.trainer import ImageBatches, Trainer, TrainingDiverged
 
 
@@ -111,21 +112,73 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def stop_after(epochs: int):
+    """A callback that interrupts training after ``epochs`` epochs, as Ctrl-C or a dead Binder kernel would."""
+
+    def callback(trainer: Trainer, logs: dict) -> None:
+        trainer.state.stop = trainer.state.epoch >= epochs
+
+    return callback
+
+
 def test_resume_matches_uninterrupted_run(tmp_path):
     full = make_trainer(tiny_config(epochs=4))
     full_history = full.fit()
 
-    first = make_trainer(tiny_config(epochs=2))
-    first.fit()  # "interrupted" after 2 of 4 epochs
-    path = save_checkpoint(tmp_path / "m.pt", first.model, tiny_config(epochs=2), first.state.history, first.state_dict())
+    first = make_trainer(tiny_config(epochs=4), callbacks=[stop_after(2)])
+    first.fit()  # interrupted after 2 of 4 epochs, half-way down the learning-rate schedule
+    assert len(first.state.history) == 2
+    path = save_checkpoint(tmp_path / "m.pt", first.model, tiny_config(epochs=4), first.state.history, first.state_dict())
 
     model, _, payload = load_checkpoint(path)
     resumed = Trainer(model, CAEObjective.from_config(tiny_config()), tiny_data(), tiny_config(epochs=4).train, progress=False)
     resumed.load_state_dict(payload["trainer_state"])
     resumed_history = resumed.fit()
     assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in full_history], rel=1e-6)
+    assert [h["lr"] for h in resumed_history] == [h["lr"] for h in full_history]
     for a, b in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_learning_rate_follows_the_schedule_step_by_step():
+    seen = []
+    cfg = tiny_config(epochs=3)  # 48 images in batches of 16: 3 steps per epoch, 9 in all
+    cfg.train.warmup_fraction = 0.25  # round(2.25) = 2 warm-up steps
+    trainer = make_trainer(cfg)
+    original = trainer.optimizer.step
+
+    def step(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return original(*args, **kwargs)
+
+    trainer.optimizer.step = step
+    trainer.fit()
+    assert trainer.total_steps == 9 and len(seen) == 9
+    assert seen == pytest.approx([learning_rate(s, 9, cfg.train.lr, "cosine", cfg.train.warmup_fraction) for s in range(9)])
+    assert seen[0] == pytest.approx(cfg.train.lr / 2) and seen[1] == seen[2] == pytest.approx(cfg.train.lr)  # warm-up
+    assert seen[-1] < 0.05 * cfg.train.lr  # then the decay
+
+
+def test_precision_auto_is_resolved_and_recorded():
+    trainer = make_trainer(tiny_config(epochs=1))
+    assert trainer.config.precision == ("bf16" if native_bf16("cpu") else "fp32")
+    assert trainer.autocast_dtype == (torch.bfloat16 if native_bf16("cpu") else None)
+    history = trainer.fit()
+    assert all(np.isfinite(h["loss"]) for h in history)
+
+
+def test_bf16_autocast_trains_and_keeps_the_losses_in_fp32():
+    cfg = tiny_config(epochs=4)
+    cfg.train.precision = "bf16"  # emulated where the CPU has no native bf16: slower, same numbers
+    trainer = make_trainer(cfg)
+    history = trainer.fit()
+    assert history[-1]["recon"] < history[0]["recon"]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
+    x = torch.rand(6, 1, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = trainer.model(x)
+        loss = NTXentLoss(0.5)(out.h[:3], out.h[3:])
+    assert out.h.dtype == torch.bfloat16 and loss.dtype == torch.float32
 
 
 def test_embed_uses_eval_mode_and_restores_it():

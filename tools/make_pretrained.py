@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shlex
 import subprocess
 import sys
 from datetime import date
@@ -51,7 +50,7 @@ shipped so that the notebooks and the main job need no training.
 
 - Command: `{shown}` (then copied without the optimizer state by `tools/make_pretrained.py`)
 - Seed: {SEED}; config: `{dest.with_suffix('.json').name}` (every setting); library version {payload['version']}
-- Training: {len(payload['history'])} epochs in **{extra['train_seconds']:.0f} s** on {extra['machine']} ({extra['date']}), peak memory {extra['peak_memory_mb']:.0f} MB.
+- Training: {len(payload['history'])} epochs ({cfg.train.schedule} learning-rate schedule, {cfg.train.precision} precision) in **{extra['train_seconds']:.0f} s** on {extra['machine']} ({extra['date']}), peak memory {extra['peak_memory_mb']:.0f} MB.
   {"This run shared the 2 cores with other jobs (load average " + os.environ["CAE_LOAD_NOTE"] + "); the idle-machine throughput is in `benchmarks/results/speed.md`." if os.environ.get("CAE_LOAD_NOTE") else ""}
 - Training curve: reconstruction MSE {first.get('recon', float('nan')):.4f} -> {last.get('recon', float('nan')):.4f}; positive-pair top-1 {first.get('top1', float('nan')):.3f} -> {last.get('top1', float('nan')):.3f}
 - File size: {size_mb:.2f} MB
@@ -60,7 +59,7 @@ shipped so that the notebooks and the main job need no training.
 
 | metric | value |
 |---|---|
-| Hungarian accuracy, k-means k = {metrics['n_classes']} (features: {metrics['cluster_features']}, chosen on val) | {metrics['hungarian_acc']:.3f} |
+| Hungarian accuracy, k-means k = {metrics['n_classes']} (features: {metrics['cluster_features']}, {"the protocol's fixed choice" if metrics['eval_config'].get('cluster_features') else "chosen on val"}) | {metrics['hungarian_acc']:.3f} |
 | NMI / ARI | {metrics['nmi']:.3f} / {metrics['ari']:.3f} |
 | kNN accuracy (k = {metrics['knn_k']}, cosine) | {metrics['knn_acc']:.3f} |
 | linear probe accuracy, class-balanced / unweighted (C chosen on val) | {metrics['linear_acc']:.3f} / {metrics['linear_unweighted_acc']:.3f} |

@@ -126,7 +126,7 @@ class SupervisedConfig:
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             seed=self.seed, device=self.device, early_stopping_patience=self.early_stopping_patience,
-            grad_clip=self.grad_clip,
+            grad_clip=self.grad_clip, schedule="constant", precision="fp32",  # the baselines' protocol, unchanged
         )
 
     def augment(self) -> ContrastiveAugment | None:

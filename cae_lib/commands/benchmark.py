@@ -79,8 +79,13 @@ def run_benchmark(
     epochs: int | None = None,
     progress: bool = True,
     size: int = 28,
+    reuse: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the table at ``size`` px and write JSON, Markdown and PNG files under ``out``; return the summary.
+
+    ``reuse``: an earlier results JSON whose runs of the methods *not* in ``methods`` join the
+    table unchanged (for rows that a change cannot affect, such as the supervised baselines after
+    a change to the CAE's training); the table says which rows were reused and from when.
 
     Files are named after the dataset, with ``_<size>px`` added above 28 px. ``out`` defaults to
     a new folder ``runs/<dataset>-benchmark-<time>``; the committed results are
@@ -98,7 +103,7 @@ def run_benchmark(
     out = Path(out) if out is not None else default_run_dir(dataset, "benchmark")
     floor = float(np.bincount(test.labels).max() / len(test.labels))
     jobs = [(m, s) for m in methods for s in range(seeds)]
-    runs = []
+    runs, reused_from = reused_runs(reuse, methods, seeds) if reuse else ([], None)
     bar = progress_bar(jobs, desc=f"benchmark {name}", disable=not progress)
     partial = out / f"{name}_benchmark.partial.json"
     for method, seed in bar:
@@ -106,8 +111,11 @@ def run_benchmark(
             bar.set_postfix_str(f"{method} seed {seed}")
         runs.append(run_one_isolated(method, dataset, seed, data_dir, epochs, size))
         write_json(partial, runs)  # nothing is lost if a long run is interrupted
+    runs.sort(key=lambda r: list(METHODS).index(r["key"]) if r.get("key") in METHODS else len(METHODS))
     rows = summarize_runs(runs, TABLE_METRICS)
     table = markdown_table(rows, floor, name, len(test.labels), seeds)
+    if reused_from:
+        table += f"\n\nRows reused unchanged from {reused_from}: " + ", ".join(sorted({r['method'] for r in runs if r.get('reused')})) + "."
     meta = {
         "dataset": name,
         "seeds": seeds,
@@ -118,6 +126,8 @@ def run_benchmark(
         "majority_floor": floor,
         "references": REFERENCES.get(name, {}),
     }
+    if reused_from:
+        meta["reused_from"] = reused_from
     result: dict[str, Any] = {"meta": meta, "summary": rows, "runs": runs}
     curves = label_efficiency_curves(runs)
     if curves:
@@ -144,6 +154,17 @@ def run_benchmark(
     return result
 
 
+def reused_runs(path: str | Path, methods: Sequence[str], seeds: int) -> tuple[list[dict[str, Any]], str]:
+    """The runs in the results file ``path`` of every method not in ``methods`` (seeds below ``seeds``), marked ``reused``."""
+    try:
+        earlier = json.loads(Path(path).read_text())
+        runs = [dict(r, reused=True) for r in earlier["runs"] if r.get("key") not in methods and int(r.get("seed", 0)) < seeds]
+        when = f"{Path(path).name} ({earlier['meta']['date']})"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--reuse {path}: not a benchmark results JSON ({e}); give the <dataset>_benchmark.json of an earlier run") from e
+    return runs, when
+
+
 def result_files(name: str) -> tuple[str, ...]:
     """The files a benchmark named ``name`` (the dataset, plus ``_<size>px`` above 28 px) writes into its folder."""
     return tuple(f"{name}_{suffix}" for suffix in ("benchmark.json", "benchmark.md", "benchmark.png", "label_efficiency.png", "benchmark.partial.json"))
@@ -156,7 +177,7 @@ def table_name(dataset: str, size: int = 28) -> str:
     return name if size == 28 else f"{name}_{size}px"
 
 
-def check_benchmark_out(out: Path, name: str, methods: Sequence[str], seeds: int, publish: bool, overwrite: bool) -> Path:
+def check_benchmark_out(out: Path, name: str, methods: Sequence[str], seeds: int, publish: bool, overwrite: bool, reused: Sequence[str] = ()) -> Path:
     """Refuse, before any run, to replace result files, or to publish a partial table, without ``overwrite``."""
     check_output_dir(out, "--out")
     existing = [f for f in result_files(name) if (out / f).exists()]
@@ -171,7 +192,7 @@ def check_benchmark_out(out: Path, name: str, methods: Sequence[str], seeds: int
             committed_seeds = int(json.loads(committed.read_text())["meta"]["seeds"]) if committed.exists() else 0
         except (OSError, ValueError, KeyError, TypeError):
             committed_seeds = 0
-        missing = [m for m in METHODS if m not in methods]
+        missing = [m for m in METHODS if m not in methods and m not in reused]
         if missing or seeds < committed_seeds:
             raise ValueError(
                 f"--publish with a partial run (missing methods: {', '.join(missing) or 'none'}; {seeds} seed(s) where the "
@@ -191,6 +212,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
                    help="the rows to run (default: all): " + ", ".join(METHODS))
     p.add_argument("--epochs", type=positive_int, default=None, help="override the CAE epochs (default: the config default)")
+    p.add_argument("--reuse", default=None, metavar="JSON",
+                   help="an earlier <dataset>_benchmark.json: its runs of the methods not given in --methods join the table unchanged (default: none, every row runs)")
     add_overwrite_arg(p, "result files already in --out")
     add_progress_arg(p)
 
@@ -200,7 +223,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--publish writes into the committed results folder; give --publish or --out, not both")
     methods = list(args.methods or METHODS)
     out = BENCHMARK_DIR if args.publish else Path(args.out) if args.out else default_run_dir(args.dataset, "benchmark")
-    check_benchmark_out(out, table_name(args.dataset, args.size), methods, args.seeds, args.publish, args.overwrite)
+    reused: list[str] = []
+    if args.reuse:
+        reused = sorted({r["key"] for r in reused_runs(args.reuse, methods, args.seeds)[0]})
+    check_benchmark_out(out, table_name(args.dataset, args.size), methods, args.seeds, args.publish, args.overwrite, reused)
     run_benchmark(
         dataset=args.dataset,
         seeds=args.seeds,
@@ -210,5 +236,6 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         progress=not args.no_progress,
         size=args.size,
+        reuse=args.reuse,
     )
     return 0

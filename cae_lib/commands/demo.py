@@ -2,7 +2,7 @@
 
 1. Load the default dataset: PneumoniaMNIST when it is on disk or can be downloaded, otherwise
    the bundled ``digits`` with a clear notice.
-2. Load the matching shipped CAE checkpoint, or train one (about 2 minutes on 2 CPU cores).
+2. Load the matching shipped CAE checkpoint, or train one (about 25 seconds on 2 CPU cores).
 3. Cluster the latents (k = number of classes) and evaluate on the official test split, beside
    the raw-pixel and PCA k-means baselines and the majority-class floor; quote the committed
    benchmark table (3 seeds, supervised baselines included) when there is one.

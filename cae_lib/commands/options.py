@@ -68,6 +68,11 @@ def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 < v <= 1, "a fraction between 0 (excluded) and 1")
 
 
+def warmup_fraction(text: str) -> float:
+    """argparse type: a number in [0, 1) (the share of steps spent warming up)."""
+    return _number(text, float, lambda v: 0 <= v < 1, "a fraction of at least 0 and below 1")
+
+
 DATASET_HELP = ("a MedMNIST name (e.g. pneumoniamnist; list them with `datasets`), 'digits', a folder with one "
                 "sub-folder per class, or an .npz file in MedMNIST layout")
 

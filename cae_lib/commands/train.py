@@ -25,9 +25,10 @@ from cae_lib.commands.options import (
     non_negative_int,
     positive_float,
     positive_int,
+    warmup_fraction,
 )
 from cae_lib.commands.outputs import warn
-from cae_lib.config import PRECISIONS, CAEConfig, preset
+from cae_lib.config import PRECISIONS, SCHEDULES, CAEConfig, preset
 from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
 from cae_lib.experiment import TrainingWarning, train_cae
 from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
@@ -55,15 +56,22 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment-strength", type=non_negative_float, default=d.augment.strength,
                    help="scales every augmentation at once (0: identical views, 2: aggressive)")
     p.add_argument("--epochs", type=positive_int, default=d.train.epochs,
-                   help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 15 on PneumoniaMNIST)")
+                   help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 7 on PneumoniaMNIST)")
     p.add_argument("--batch-size", type=batch_size, default=d.train.batch_size, help="images per optimisation step")
-    p.add_argument("--lr", type=positive_float, default=d.train.lr, help="Adam learning rate")
+    p.add_argument("--steps", type=positive_int, default=d.train.steps,
+                   help="optimisation steps when --epochs is not given (the epochs follow from it)")
+    p.add_argument("--lr", type=positive_float, default=d.train.lr, help="Adam's peak learning rate")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.train.schedule,
+                   help="cosine: linear warm-up, then a half-cosine decay to 0; constant: the same rate throughout")
+    p.add_argument("--warmup-fraction", type=warmup_fraction, default=d.train.warmup_fraction,
+                   help="share of the steps spent warming up (cosine schedule)")
     p.add_argument("--grad-clip", type=positive_float, default=d.train.grad_clip, help="clip the gradient norm to this value")
     p.add_argument("--seed", type=non_negative_int, default=d.train.seed, help="seed of the weights, the shuffling and the augmentation")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only; same as --precision fp16)")
     p.add_argument("--precision", choices=PRECISIONS, default=d.train.precision,
-                   help="fp32; bf16 autocast (CUDA, or a CPU with bf16 support); fp16 (CUDA only)")
+                   help="auto: bf16 autocast where the processor computes bf16 natively (recent CPUs, most GPUs), else fp32; "
+                        "fp32; bf16; fp16 (CUDA only)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout (default: channels last)")
     p.add_argument("--no-sync-batchnorm", action="store_true",
                    help="under torchrun: per-process BatchNorm statistics (default: synchronised over all processes)")
@@ -82,6 +90,9 @@ def config_from_args(args: argparse.Namespace) -> CAEConfig:
             setattr(cfg.loss, name, value)
     cfg.augment.strength = args.augment_strength
     cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = args.epochs, args.batch_size, args.lr
+    cfg.train.steps = getattr(args, "steps", cfg.train.steps)
+    cfg.train.schedule = getattr(args, "schedule", cfg.train.schedule)
+    cfg.train.warmup_fraction = getattr(args, "warmup_fraction", cfg.train.warmup_fraction)
     cfg.train.grad_clip = getattr(args, "grad_clip", cfg.train.grad_clip)
     cfg.train.seed, cfg.train.device, cfg.train.amp = args.seed, args.device, args.amp
     cfg.train.precision = getattr(args, "precision", cfg.train.precision)
@@ -132,7 +143,7 @@ def check_precision(args: argparse.Namespace) -> None:
     if fp16 and not launched_by_torchrun() and pick_device(args.device).type != "cuda":
         raise ValueError(
             f"--amp / --precision fp16 needs a CUDA GPU, and this run uses {pick_device(args.device)}; it would silently "
-            "train in fp32. Use --precision bf16 (if this CPU supports it) or leave the precision at fp32."
+            "train in fp32. Use --precision bf16 (if this CPU supports it) or leave the precision at auto."
         )
 
 
