@@ -36,6 +36,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from sweep_defaults import apply_overrides  # this script's folder is on sys.path when it runs
+from torch.utils.flop_counter import FlopCounterMode
+
+from cae_lib.config import CAEConfig
+from cae_lib.data.batches import images_to_float
+from cae_lib.evaluate import EvalConfig, evaluate_model, load_splits
+from cae_lib.experiment import build_trainer, config_for_data
+from cae_lib.losses import CAEObjective
+from cae_lib.models import ContrastiveAutoencoder
+from cae_lib.utils import peak_memory_mb, write_json, write_text
 
 PUBLISHED = Path(__file__).resolve().parent / "results"
 #: Overrides that turn today's default into the previous one (before the cosine schedule and bf16).
@@ -60,12 +70,6 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 20, rounds: in
 
 def training_flops_per_image(cfg: Any, images: np.ndarray) -> float:
     """FLOPs of one training step (both views, forward and backward) divided by its batch size."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from cae_lib.data.batches import images_to_float
-    from cae_lib.losses import CAEObjective
-    from cae_lib.models import ContrastiveAutoencoder
-
     model, objective = ContrastiveAutoencoder(cfg.model), CAEObjective.from_config(cfg)
     x = images_to_float(torch.from_numpy(images[:64]))
     with FlopCounterMode(display=False) as counter:
@@ -77,14 +81,6 @@ def training_flops_per_image(cfg: Any, images: np.ndarray) -> float:
 def run_one(name: str, seed: int, threads: int, evaluate: bool) -> dict[str, Any]:
     """One training of config ``name`` with ``threads`` torch threads (this process only)."""
     torch.set_num_threads(threads)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from sweep_defaults import apply_overrides
-
-    from cae_lib.config import CAEConfig
-    from cae_lib.evaluate import EvalConfig, evaluate_model, load_splits
-    from cae_lib.experiment import build_trainer, config_for_data
-    from cae_lib.utils import peak_memory_mb
-
     train_overrides, eval_overrides = CONFIGS[name]
     splits = load_splits("pneumoniamnist")
     cfg = apply_overrides(config_for_data(CAEConfig(dataset="pneumoniamnist"), splits["train"]), train_overrides)
@@ -133,7 +129,7 @@ def markdown(rows: list[dict[str, Any]], machine: str) -> str:
     two = {n: [r for r in rows if r["config_name"] == n and r["threads"] == 2] for n in CONFIGS}
     r0 = rows[0]
     lines = [f"# Retrain time and speed of the default CAE ({date.today().isoformat()})", "",
-             f"Machine: {machine}. PneumoniaMNIST, {4708} train images at 28 px, batch 256, two views per image; "
+             f"Machine: {machine}. PneumoniaMNIST, 4,708 train images at 28 px, batch 256, two views per image; "
              f"official test split (n = 624), majority-class floor {r0.get('metrics', {}).get('majority_floor', float('nan')):.3f}.", "",
              "## One core (`taskset -c 0`, one torch thread): retrain time and quality, per seed", "",
              "| config | precision | steps | seed | retrain (s) | images/s | Hungarian | features | kNN (k = 10) | linear (balanced / unweighted) |",
@@ -186,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(spawn(name, 0, 2, evaluate=False))
             print(f"{name}, two cores: {rows[-1]['train_seconds']:.1f} s", flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}"
-    from cae_lib.utils import write_json, write_text
-
     write_json(out / "speed.json", {"date": date.today().isoformat(), "machine": machine, "rows": rows})
     md = markdown(rows, machine)
     write_text(out / "speed.md", md)

@@ -47,6 +47,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from cae_lib.config import CAEConfig
+from cae_lib.data import load_dataset
+from cae_lib.embed import embed
+from cae_lib.evaluate import EvalConfig, evaluate_embeddings
+from cae_lib.experiment import build_trainer, config_for_data
 
 #: name -> overrides of the default CAEConfig (dotted keys). The previous default (constant rate, 270
 #: steps, fp32) is measured on the test split by ``benchmarks/retrain.py``, not here.
@@ -86,15 +93,7 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
 
 def run_one(name: str, dataset: str, seed: int, embeddings: Path | None = None) -> dict[str, Any]:
     """Train one candidate on one core and score it on the validation split (this process only)."""
-    import torch
-
     torch.set_num_threads(1)
-    from cae_lib.config import CAEConfig
-    from cae_lib.data import load_dataset
-    from cae_lib.embed import embed
-    from cae_lib.evaluate import EvalConfig, evaluate_embeddings
-    from cae_lib.experiment import build_trainer, config_for_data
-
     splits = {s: load_dataset(dataset, split=s) for s in ("train", "val")}
     cfg = apply_overrides(config_for_data(CAEConfig(dataset=dataset), splits["train"]), CANDIDATES[name])
     cfg.train.seed = seed
