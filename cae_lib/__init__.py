@@ -12,6 +12,8 @@ Where things live (one module per idea):
 - ``cae_lib.models``      encoder, decoder, projection head, the AE / VAE variants
 - ``cae_lib.losses``      NT-Xent, reconstruction, KL, and the weighted CAE objective
 - ``cae_lib.trainer``     a model-agnostic training loop with callbacks, history, early stopping / best epoch
+- ``cae_lib.schedule``    the learning-rate schedule (warm-up, then a half-cosine decay)
+- ``cae_lib.memory``      keeps freed memory for the next training step (no page faults; glibc only)
 - ``cae_lib.distributed`` several processes with ``torchrun``: gathered NT-Xent negatives, synchronised BatchNorm
 - ``cae_lib.checkpoint``  atomic save / load / resume; records where the training data came from
 - ``cae_lib.run_folder``  one folder per run, locked while a run writes to it, never silently reused

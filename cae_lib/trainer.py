@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from cae_lib.config import TrainConfig
 from cae_lib.data.batches import Batch, ImageBatches, epoch_batches, epoch_generator
 from cae_lib.distributed import all_reduce_mean, convert_sync_batchnorm, shard, world
+from cae_lib.memory import keep_freed_memory, release_freed_memory
 from cae_lib.schedule import learning_rate
 from cae_lib.utils import pick_device, progress_bar
 
@@ -242,6 +243,13 @@ class Trainer:
 
     def fit(self) -> list[dict[str, float]]:
         """Train for ``self.epochs`` epochs (or until early stopping); return the history."""
+        keep_freed_memory()  # reuse each step's activation memory: no page faults (see cae_lib.memory)
+        try:
+            return self._fit()
+        finally:
+            release_freed_memory()
+
+    def _fit(self) -> list[dict[str, float]]:
         outer = progress_bar(total=self.epochs, initial=self.state.epoch, desc="training", disable=not self.progress)
         while self.state.epoch < self.epochs and not self.state.stop:
             t0 = time.perf_counter()

@@ -14,7 +14,7 @@
 # * what the two random *views* of a SimCLR-style model look like, with a slider for the augmentation strength;
 # * how to bring your own images: a folder with one sub-folder per class, or an `.npz` file.
 #
-# **Runtime:** about 10 seconds on one CPU core (nothing is trained). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
+# **Runtime:** about 6 seconds on one CPU core (nothing is trained). Measured runtimes and peak memory of every notebook (one CPU core, default parameters) are in [`runtimes.json`](runtimes.json).
 #
 # **What you should see:** grey 28 x 28 chest X-rays; about three pneumonia images for every normal
 # one in the training split (floor 0.742) but a less skewed test split (floor 0.625); views that

@@ -268,6 +268,10 @@ def test_benchmark_reuse_takes_the_other_methods_runs_and_counts_them_as_complet
     assert sorted({r["key"] for r in kept}) == sorted(set(METHODS) - set(fresh))
     assert {r["seed"] for r in kept} == {0, 1} and all(r["reused"] for r in kept)
     assert when == "old.json (2026-11-26)"
+    # Reusing them again from the table that reused them still names the table they ran in.
+    again = tmp_path / "new.json"
+    again.write_text(json.dumps({"meta": {"date": "2026-11-27", "seeds": 3, "reused_from": when}, "runs": kept}))
+    assert reused_runs(again, fresh, seeds=2)[1] == "old.json (2026-11-26)"
     committed = tmp_path / "results"
     committed.mkdir()
     check_benchmark_out(committed, "pneumoniamnist", fresh, 3, publish=True, overwrite=False, reused=[r["key"] for r in kept])

@@ -158,8 +158,11 @@ def reused_runs(path: str | Path, methods: Sequence[str], seeds: int) -> tuple[l
     """The runs in the results file ``path`` of every method not in ``methods`` (seeds below ``seeds``), marked ``reused``."""
     try:
         earlier = json.loads(Path(path).read_text())
-        runs = [dict(r, reused=True) for r in earlier["runs"] if r.get("key") not in methods and int(r.get("seed", 0)) < seeds]
+        picked = [r for r in earlier["runs"] if r.get("key") not in methods and int(r.get("seed", 0)) < seeds]
         when = f"{Path(path).name} ({earlier['meta']['date']})"
+        if picked and all(r.get("reused") for r in picked) and earlier["meta"].get("reused_from"):
+            when = earlier["meta"]["reused_from"]  # reused there too: keep where (and when) they ran
+        runs = [dict(r, reused=True) for r in picked]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"--reuse {path}: not a benchmark results JSON ({e}); give the <dataset>_benchmark.json of an earlier run") from e
     return runs, when
