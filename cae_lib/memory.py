@@ -18,7 +18,9 @@ about +13 % images/s on one thread and +25 % on two (``benchmarks/results/speed.
 :class:`~cae_lib.trainer.Trainer` calls it when :meth:`~cae_lib.trainer.Trainer.fit` starts and
 calls :func:`release_freed_memory` (``malloc_trim(0)``) when it ends, so the memory a run used goes
 back to the system once training is over. Peak memory during training is unchanged: the same
-tensors are alive at the same time; they are only reused.
+tensors are alive at the same time; they are only reused. The two thresholds stay set after
+training (glibc cannot switch its automatic thresholds back on); later freed blocks are then kept
+for the process to reuse until the next ``malloc_trim``, which does not raise its peak.
 
 Both are process-wide settings of the C library, like ``torch.set_num_threads``, and they change
 no computed value. Elsewhere than Linux with glibc (macOS, Windows, musl) both do nothing and
