@@ -9,8 +9,9 @@ zero-fills each 4 KiB page on its first write: a *page fault*. Measured on Pneum
 the default model, one epoch took about 264,000 minor page faults on one thread and 454,000 on
 two (1.1 and 1.9 GB of zero-filling). The ops that write fresh tensors (BatchNorm, the ReLU
 backward, the first convolution) paid for them, and with two threads they got *slower* than with
-one, probably because the faults of both threads queue on the process's memory map. Keeping the freed blocks in the heap removes the faults:
-about +13 % images/s on one thread and +25 % on two (``benchmarks/results/speed.md``).
+one, probably because the faults of both threads queue on the process's memory map. Keeping
+the freed blocks in the heap removes the faults: about +13 % images/s on one thread and +25 % on
+two (``benchmarks/results/speed.md``).
 
 :func:`keep_freed_memory` sets two glibc ``mallopt`` parameters (see ``man 3 mallopt``):
 ``M_MMAP_THRESHOLD`` (blocks below it come from the heap, not from their own ``mmap``) and

@@ -56,7 +56,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment-strength", type=non_negative_float, default=d.augment.strength,
                    help="scales every augmentation at once (0: identical views, 2: aggressive)")
     p.add_argument("--epochs", type=positive_int, default=d.train.epochs,
-                   help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 7 on PneumoniaMNIST)")
+                   help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 9 on PneumoniaMNIST)")
     p.add_argument("--batch-size", type=batch_size, default=d.train.batch_size, help="images per optimisation step")
     p.add_argument("--steps", type=positive_int, default=d.train.steps,
                    help="optimisation steps when --epochs is not given (the epochs follow from it)")
