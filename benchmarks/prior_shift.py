@@ -15,6 +15,13 @@ images themselves differ (covariate shift), and no reweighting recovers it.
 Nothing here is chosen on the test split: the classifier is the protocol's, and the reweighting
 only re-expresses the test recalls at another class balance.
 
+Where the image part comes from, it then asks of the framing: each image's *window scale* is the
+zoom of the mean training image that correlates best with it (below 1: the body fills more of the
+frame than on average, a closer crop; above 1: a wider field of view). The report gives, per split
+and class, the share of close-framed images (window < 0.95) and the kNN recall among close, typical
+(0.95-1.05) and wide (>= 1.05) framings, so a class whose close-framed images are rare in training
+and common on test shows up as a recall that falls only in that bin.
+
     CAE_DATA_DIR=../shared/data/medmnist .venv/bin/python benchmarks/prior_shift.py --seeds 0 1 2
 
 Writes ``runs/prior_shift-<time>/prior_shift.{json,md}``; ``--publish`` writes the committed
@@ -29,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.neighbors import KNeighborsClassifier
 
+from cae_lib.augment import centre_zoom
 from cae_lib.config import CAEConfig
 from cae_lib.embed import embed
 from cae_lib.evaluate import load_splits
@@ -53,6 +62,41 @@ def split_row(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, train
             "accuracy_at_train_shares": float(train_shares @ r)}
 
 
+#: Window scales tried by :func:`framing_scale`, and the edges of the close / typical / wide bins.
+WINDOWS = np.round(np.arange(0.75, 1.301, 0.05), 2)
+FRAMING_BINS = (("close", 0.0, 0.95), ("typical", 0.95, 1.05), ("wide", 1.05, np.inf))
+
+
+def grey_floats(images: np.ndarray) -> torch.Tensor:
+    """MedMNIST-layout uint8 images (N, H, W[, C]) as (N, 1, H, W) floats in [0, 1], RGB averaged to grey."""
+    x = torch.from_numpy(np.asarray(images)).float() / 255.0
+    return (x if x.dim() == 3 else x.mean(dim=-1)).unsqueeze(1)
+
+
+def framing_scale(images: np.ndarray, template: torch.Tensor, windows: np.ndarray = WINDOWS) -> np.ndarray:
+    """Per image, the window scale whose centred zoom of ``template`` (1, 1, H, W) correlates best with it. (N,)"""
+    zooms = torch.cat([centre_zoom(template, float(w)) for w in windows]).flatten(1)
+    zooms = zooms - zooms.mean(dim=1, keepdim=True)
+    zooms = zooms / zooms.norm(dim=1, keepdim=True)
+    x = grey_floats(images).flatten(1)
+    x = x - x.mean(dim=1, keepdim=True)
+    x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    return windows[(x @ zooms.T).argmax(dim=1).numpy()]
+
+
+def framing_row(y_true: np.ndarray, y_pred: np.ndarray, scale: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    """Per class: the share of close-framed images, and per framing bin the image count and kNN recall (None if empty)."""
+    out: dict[str, Any] = {}
+    for c in classes:
+        is_c = y_true == c
+        bins = {}
+        for name, low, high in FRAMING_BINS:
+            m = is_c & (scale >= low) & (scale < high)
+            bins[name] = {"n": int(m.sum()), "recall": float(np.mean(y_pred[m] == c)) if m.any() else None}
+        out[str(c)] = {"close_share": float(np.mean(scale[is_c] < FRAMING_BINS[0][2])), "bins": bins}
+    return out
+
+
 def run_seed(dataset: str, seed: int, splits: dict[str, Any], k: int = 10) -> dict[str, Any]:
     cfg = config_for_data(CAEConfig(dataset=dataset), splits["train"])
     cfg.train.seed = seed
@@ -63,8 +107,13 @@ def run_seed(dataset: str, seed: int, splits: dict[str, Any], k: int = 10) -> di
     classes = np.unique(y["train"])
     train_shares = np.array([float(np.mean(y["train"] == c)) for c in classes])
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(z["train"], y["train"])
+    template = grey_floats(splits["train"].images).mean(dim=0, keepdim=True)
+    scale = {s: framing_scale(d.images, template) for s, d in splits.items()}
+    pred = {s: knn.predict(z[s]) for s in ("val", "test")}
     return {"seed": seed, "k": k, "train_shares": train_shares.tolist(),
-            **{s: split_row(y[s], knn.predict(z[s]), classes, train_shares) for s in ("val", "test")}}
+            "train_framing": framing_row(y["train"], y["train"], scale["train"], classes),  # recalls there are trivially 1
+            **{s: split_row(y[s], pred[s], classes, train_shares) for s in ("val", "test")},
+            "framing": {s: framing_row(y[s], pred[s], scale[s], classes) for s in ("val", "test")}}
 
 
 def markdown(dataset: str, rows: list[dict[str, Any]], class_names: tuple[str, ...]) -> str:
@@ -86,7 +135,39 @@ def markdown(dataset: str, rows: list[dict[str, Any]], class_names: tuple[str, .
               f"(drop {drop:.3f}); test at the training shares {mean['test']['accuracy_at_train_shares']:.3f}, so the prior shift accounts for "
               f"{prior_part:.3f} of the drop and a change of the per-class recalls for {drop - prior_part:.3f}. "
               f"Mean recalls val {' / '.join(f'{v:.3f}' for v in mean['val']['recalls'])}, test {' / '.join(f'{v:.3f}' for v in mean['test']['recalls'])}."]
+    lines += ["", "## Which images: the framing", "",
+              "Window scale: the zoom of the mean training image that best matches the image (below 1: a closer crop). "
+              "Close < 0.95 <= typical < 1.05 <= wide. kNN recall per framing bin, mean over seeds; n is the number of images in the bin.", "",
+              "| split | class | share close-framed | recall close (n) | recall typical (n) | recall wide (n) |", "|---|---|---|---|---|---|"]
+    classes = list(rows[0]["framing"]["val"])
+    for i, c in enumerate(classes):
+        train = rows[0]["train_framing"][c]
+        lines.append(f"| train | {class_names[i]} | {train['close_share']:.3f} | – ({train['bins']['close']['n']}) | "
+                     f"– ({train['bins']['typical']['n']}) | – ({train['bins']['wide']['n']}) |")
+    for s in ("val", "test"):
+        for i, c in enumerate(classes):
+            per = [r["framing"][s][c] for r in rows]
+            cells = []
+            for name, _, _ in FRAMING_BINS:
+                rec = [p["bins"][name]["recall"] for p in per if p["bins"][name]["recall"] is not None]
+                cells.append(f"{np.mean(rec):.3f} ({per[0]['bins'][name]['n']})" if rec else f"– ({per[0]['bins'][name]['n']})")
+            lines.append(f"| {s} | {class_names[i]} | {per[0]['close_share']:.3f} | " + " | ".join(cells) + " |")
+    neutral = [r["test"]["accuracy"] + framing_gap(r["framing"]["test"]) for r in rows]
+    lines += ["", f"If every class's close-framed test images had the recall of that class's other test images, test accuracy would be "
+              f"{np.mean(neutral):.3f} instead of {mean['test']['accuracy']:.3f} (mean over seeds)."]
     return "\n".join(lines) + "\n"
+
+
+def framing_gap(framing: dict[str, Any]) -> float:
+    """Accuracy change if each class's close-framed images had the recall of its typical and wide ones (a split's framing_row)."""
+    n_total = sum(b["n"] for c in framing.values() for b in c["bins"].values())
+    gap = 0.0
+    for c in framing.values():
+        close, others = c["bins"]["close"], [c["bins"][k] for k in ("typical", "wide") if c["bins"][k]["n"]]
+        if close["n"] and others:
+            other_recall = sum(b["n"] * b["recall"] for b in others) / sum(b["n"] for b in others)
+            gap += close["n"] * (other_recall - close["recall"])
+    return gap / n_total
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ latent space keeps; what differs between them (position, exposure, noise) it lea
 
 For medical images the views must stay plausible, so the transforms are mild:
 
-* a small random zoom-in (crop), shift and rotation, all in one affine warp;
+* a small random zoom (in: a crop; optionally out: a wider field of view), shift and rotation, all
+  in one affine warp;
 * optional horizontal / vertical flips (off by default: chest X-rays are not left-right symmetric);
 * brightness and contrast jitter (scanner and exposure differences);
 * a linear brightness ramp in a random direction (uneven exposure across the field, such as the
@@ -47,18 +48,21 @@ class ContrastiveAugment:
 
     def __init__(self, config: AugmentConfig | None = None) -> None:
         self.config = config or AugmentConfig()
-        if self.config.strength < 0:
-            raise ValueError(f"augmentation strength must be >= 0, got {self.config.strength}")
+        self.config.validate()
 
     def _uniform(self, n: int, low: float, high: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
         return (torch.rand(n, generator=g) * (high - low) + low).to(device)
 
-    def geometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """One affine warp per image: zoom-in, shift, rotation and optional flips. x: (B, C, H, W)."""
+    def affine(self, b: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
+        """One random affine map per image, shape (B, 2, 3), from output to input grid coordinates.
+
+        Its linear part is a rotation times a zoom factor ``scale`` (times the optional flips):
+        ``scale < 1`` samples a smaller window (zoom in), ``scale > 1`` a larger one (zoom out, with
+        the image's border pixels repeated outside it).
+        """
         c, s = self.config, self.config.strength
-        b, device = x.shape[0], x.device
         angle = self._uniform(b, -1, 1, g, device) * math.radians(c.max_rotation * s)
-        scale = self._uniform(b, 1 - (1 - c.min_scale) * s, 1.0, g, device).clamp(min=0.3)
+        scale = self._uniform(b, 1 - (1 - c.min_scale) * s, 1 + (c.max_scale - 1) * s, g, device).clamp(min=0.3)
         shift = (torch.rand(b, 2, generator=g).to(device) * 2 - 1) * c.max_shift * s * 2  # grid units are [-1, 1]
         flip_x = torch.ones(b, device=device)
         flip_y = torch.ones(b, device=device)
@@ -67,14 +71,17 @@ class ContrastiveAugment:
         if c.vflip:
             flip_y = torch.where(torch.rand(b, generator=g).to(device) < 0.5, -1.0, 1.0)
         cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-        # theta maps output coordinates to input coordinates; scale < 1 samples a smaller window (zoom in).
-        theta = torch.stack(
+        return torch.stack(
             [
                 torch.stack([cos * flip_x, -sin * flip_y, shift[:, 0]], dim=1),
                 torch.stack([sin * flip_x, cos * flip_y, shift[:, 1]], dim=1),
             ],
             dim=1,
         )
+
+    def geometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """One affine warp per image (see :meth:`affine`): zoom, shift, rotation and optional flips. x: (B, C, H, W)."""
+        theta = self.affine(x.shape[0], g, x.device)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -118,6 +125,16 @@ class ContrastiveAugment:
     def two_views(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independent random views of the batch, each (B, C, H, W)."""
         return self(x, g), self(x, g)
+
+
+def centre_zoom(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Zoom every image of ``x: (B, C, H, W)`` about its centre: the output shows a window ``scale``
+    times the image's size, resampled to (H, W). Below 1 zooms in (a closer crop), above 1 zooms out
+    (the border pixels repeated outside the image), 1 returns the images unchanged.
+    """
+    theta = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _box_blur3(x: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ class EvalConfig:
             latent code z (``"latent"``) or its projection h = g(z) (``"projection"``), the
             preprocessing ``none``, ``l2`` (unit sphere, the geometry NT-Xent trains) or
             ``standardize``. The default, ``"projection/none"``, is the space the contrastive loss
-            shapes, as the network left it; over the 84 runs of ``benchmarks/sweep_defaults.py``
+            shapes, as the network left it; over the 102 runs of ``benchmarks/sweep_defaults.py``
             (validation split only) it had the best worst run and the best mean of the six.
             ``None`` restores the earlier protocol: every candidate below is fitted on the train
             split and the one with the best Hungarian accuracy on the **validation** split is

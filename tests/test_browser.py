@@ -38,6 +38,8 @@ import nbformat
 import papermill
 import pytest
 
+from scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -50,9 +52,7 @@ WIDGET_ERRORS = ("Error displaying widget", "Error rendering output item", "Fail
 CELL_BUDGET_MS = 150_000  # all cells of one notebook (FAST: 10-30 s)
 FIGURE_BUDGET_MS = 60_000  # one explorer re-render
 
-_spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools" / "run_notebooks.py")
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+runner = load_script("tools/run_notebooks.py")
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,29 @@ def test_brightness_ramp_is_linear_bounded_and_random_in_direction():
     assert (slopes[:, 0] > 0).any() and (slopes[:, 0] < 0).any() and (slopes[:, 1] > 0).any() and (slopes[:, 1] < 0).any()
 
 
+def test_zoom_range_in_and_out_and_its_effect_on_the_field_of_view():
+    g, cpu = torch.Generator().manual_seed(0), torch.device("cpu")
+    still = dict(strength=1.0, max_rotation=0.0, max_shift=0.0)
+    zoom_in = ContrastiveAugment(AugmentConfig(**still)).affine(512, g, cpu)  # default: zoom in only
+    both = ContrastiveAugment(AugmentConfig(**still, max_scale=1.3)).affine(512, g, cpu)
+    for theta, low, high in ((zoom_in, 0.8, 1.0), (both, 0.8, 1.3)):
+        scale = theta[:, 0, 0]
+        assert torch.equal(scale, theta[:, 1, 1]) and not theta[:, 0, 1].any() and not theta[:, :, 2].any()
+        assert low - 1e-6 <= scale.min() < low + 0.02 and high - 0.02 < scale.max() <= high + 1e-6
+    # a centred bright square on black: zooming out shows a wider field, so the square covers less of the image
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 8:20, 8:20] = 1.0
+    out = ContrastiveAugment(AugmentConfig(**still, min_scale=1.25, max_scale=1.25)).geometric(x, g)
+    inn = ContrastiveAugment(AugmentConfig(**still, min_scale=0.8, max_scale=0.8)).geometric(x, g)
+    assert out.sum() == pytest.approx(144 / 1.25**2, rel=0.05) and inn.sum() == pytest.approx(144 / 0.8**2, rel=0.05)
+    old = CAEConfig().to_dict()
+    del old["augment"]["max_scale"]
+    assert CAEConfig.from_dict(old).augment.max_scale == 1.0  # a config saved before the setting zoomed in only
+    for bad in (dict(min_scale=1.2), dict(max_scale=0.7), dict(min_scale=0.0)):
+        with pytest.raises(ValueError, match="zoom range"):
+            ContrastiveAugment(AugmentConfig(**bad))
+
+
 @pytest.mark.parametrize("size", [28, 64, 128, 224])
 def test_every_medmnist_size_keeps_the_code_size(size: int) -> None:
     cfg = ModelConfig(image_size=size, in_channels=3, latent_dim=16, width=4)

@@ -17,7 +17,6 @@ FAST runs save nothing into the repository.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -26,13 +25,13 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
+from scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 CELL_TIMEOUT = 90  # seconds per cell (FAST cells take a few); past it the notebook is retried once in a fresh kernel
 
-_spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools" / "run_notebooks.py")
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+runner = load_script("tools/run_notebooks.py")
 
 #: Notebook-specific overrides that switch on optional code paths in the FAST runs.
 EXTRA = {"02_training": {"TRAIN_PLAIN_AE": True}, "05_baselines": {"RUN_RESNET": True}}
