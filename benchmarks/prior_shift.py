@@ -41,6 +41,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from cae_lib.augment import centre_zoom
 from cae_lib.config import CAEConfig
+from cae_lib.data import images_to_float
 from cae_lib.embed import embed
 from cae_lib.evaluate import load_splits
 from cae_lib.experiment import build_trainer, config_for_data
@@ -69,8 +70,7 @@ FRAMING_BINS = (("close", 0.0, 0.95), ("typical", 0.95, 1.05), ("wide", 1.05, np
 
 def grey_floats(images: np.ndarray) -> torch.Tensor:
     """MedMNIST-layout uint8 images (N, H, W[, C]) as (N, 1, H, W) floats in [0, 1], RGB averaged to grey."""
-    x = torch.from_numpy(np.asarray(images)).float() / 255.0
-    return (x if x.dim() == 3 else x.mean(dim=-1)).unsqueeze(1)
+    return images_to_float(images).mean(dim=1, keepdim=True)
 
 
 def framing_scale(images: np.ndarray, template: torch.Tensor, windows: np.ndarray = WINDOWS) -> np.ndarray:

@@ -65,7 +65,7 @@ from scipy.stats import spearmanr
 
 from cae_lib.augment import centre_zoom
 from cae_lib.config import CAEConfig
-from cae_lib.data import load_dataset
+from cae_lib.data import images_to_float, load_dataset, to_medmnist_layout
 from cae_lib.embed import embed
 from cae_lib.evaluate import EvalConfig, evaluate_embeddings
 from cae_lib.experiment import build_trainer, config_for_data
@@ -182,11 +182,8 @@ ZOOM_IN, TTA_SCALES = 0.85, (0.85, 1.0, 1.15)
 
 
 def zoomed(images: np.ndarray, scale: float) -> np.ndarray:
-    """Centred zoom of MedMNIST-layout uint8 images (N, H, W[, C]): a window ``scale`` times the image, resampled to its size."""
-    x = torch.from_numpy(np.asarray(images)).float()
-    x = (x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)) / 255.0
-    out = (centre_zoom(x, scale) * 255.0).round().clamp(0, 255).to(torch.uint8)
-    return (out.squeeze(1) if np.asarray(images).ndim == 3 else out.permute(0, 2, 3, 1)).numpy()
+    """Centred zoom (:func:`cae_lib.augment.centre_zoom`) of MedMNIST-layout uint8 images, (N, H, W[, C]) in and out."""
+    return to_medmnist_layout(centre_zoom(images_to_float(images), scale).clamp(0, 1))
 
 
 def framing_probes(model: Any, splits: dict[str, Any], z: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, float]:

@@ -81,9 +81,7 @@ class ContrastiveAugment:
 
     def geometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """One affine warp per image (see :meth:`affine`): zoom, shift, rotation and optional flips. x: (B, C, H, W)."""
-        theta = self.affine(x.shape[0], g, x.device)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return _warp(x, self.affine(x.shape[0], g, x.device))
 
     def photometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Brightness / contrast jitter, random blur and Gaussian noise. x: (B, C, H, W) in [0, 1]."""
@@ -133,6 +131,12 @@ def centre_zoom(x: torch.Tensor, scale: float) -> torch.Tensor:
     (the border pixels repeated outside the image), 1 returns the images unchanged.
     """
     theta = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+    return _warp(x, theta)
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample ``x: (B, C, H, W)`` through the affine maps ``theta: (B, 2, 3)`` (output to input grid
+    coordinates), bilinear, with the border pixels repeated outside the image."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
