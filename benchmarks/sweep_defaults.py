@@ -16,7 +16,7 @@ on one core (as timed here, two runs sharing the machine), take the one with the
 datasets and seeds of (val Hungarian at the fixed feature choice + val kNN) / 2. The feature choice
 is the candidate whose *worst* run is best, over all runs of the sweep.
 
-It ran in five stages, each added after reading the previous one's validation results:
+It ran in six stages, each added after reading the previous one's validation results:
 
 1. schedule (constant or cosine), 120 / 160 steps, learning rate 3e-3 / 1e-2, temperature 0.5 / 0.2;
 2. the constant rate at 144 steps (8 epochs), because it clustered best in stage 1 at 160 steps,
@@ -28,12 +28,19 @@ It ran in five stages, each added after reading the previous one's validation re
    made a step about 15 % faster, so more steps fit the budget. Stage 4's times were measured with
    that change, the earlier stages' without it;
 5. zooming out as well as in (``AugmentConfig.max_scale`` 1.1 / 1.2), because in the train split
-   the two classes are framed differently (see ``STAGES``). The rule kept the stage-4 choice.
+   the two classes are framed differently (see ``STAGES``). The rule kept the stage-4 choice;
+6. the view budget: reconstructing one view of the two (``LossConfig.recon_views = 1``, a quarter
+   fewer FLOPs a step) at 160 and 216 steps, batches of 128 (twice the updates), and a 64-number
+   code. The rule kept the stage-4 choice.
+
+``--cluster-methods`` then compares clustering algorithms (k-means, Gaussian mixtures, Ward) on the
+codes every run saved, still on the validation split only (committed as
+``benchmarks/results/sweep_cluster_methods.md``).
 
 The post-hoc look (``--posthoc-test``), run only after the choice was made, retrains every
 candidate with the same seeds and scores it on the official test split as well, into
 ``OUT/sweep_test.{jsonl,md}`` (committed as ``benchmarks/results/sweep_defaults_test.{jsonl,md}``;
-102 runs, about 40 minutes on 2 cores; add ``--posthoc-test`` to the command below, same ``--out``).
+132 runs, about 40 minutes on 2 cores for the first 102; add ``--posthoc-test`` to the command below, same ``--out``).
 It chooses nothing: it shows how far the validation ranking carries to the test split, and adds kNN
 under changes of framing (:func:`framing_probes`).
 
@@ -43,7 +50,7 @@ under changes of framing (:func:`framing_probes`).
 Writes ``OUT/sweep.jsonl`` (one line per run, appended as runs finish, so an interrupted sweep
 resumes where it stopped), ``OUT/sweep.md`` and the train / val codes of each run in
 ``OUT/embeddings/`` (for trying other clusterings, still without the test split). The committed
-copy is ``benchmarks/results/sweep_defaults.{jsonl,md}`` (102 runs; stage 5's 18 runs took 7 minutes
+copy is ``benchmarks/results/sweep_defaults.{jsonl,md}`` (132 runs; stage 6's 30 runs took 15 minutes
 on 2 cores, two runs at a time).
 """
 
@@ -64,11 +71,13 @@ import torch
 from scipy.stats import spearmanr
 
 from cae_lib.augment import centre_zoom
+from cae_lib.cluster import LatentClusterer
 from cae_lib.config import CAEConfig
 from cae_lib.data import images_to_float, load_dataset, to_medmnist_layout
 from cae_lib.embed import embed
 from cae_lib.evaluate import EvalConfig, evaluate_embeddings
 from cae_lib.experiment import build_trainer, config_for_data
+from cae_lib.metrics import hungarian_accuracy
 from cae_lib.probes import knn_accuracy
 
 STAGES: list[dict[str, dict[str, Any]]] = [
@@ -110,11 +119,24 @@ STAGES: list[dict[str, dict[str, Any]]] = [
             "train.schedule": "cosine", "train.steps": steps, "loss.temperature": 0.2, "augment.gradient": 0.2, "augment.max_scale": zoom}
         for steps, zoom in ((160, 1.1), (160, 1.2), (120, 1.2))
     },
+    # Stage 6: the view budget. The decoder is about 60 % of a training step on one core (a profile of
+    # the stage-4 choice at batch 256 in bf16: 283 ms a step, 116 ms without the decoder), so
+    # reconstructing one view of the two makes a step about a quarter cheaper and leaves room for more
+    # steps; and smaller batches (128) give twice the updates for the same images. The rule and the
+    # seeds are those of the earlier stages.
+    {
+        f"cosine, {steps} steps, lr 0.003, tau 0.2, ramp 0.2{', batch 128' if batch == 128 else ''}{', one view reconstructed' if views == 1 else ''}"
+        f"{', latent 64' if latent == 64 else ''}": {
+            "train.schedule": "cosine", "train.steps": steps, "loss.temperature": 0.2, "augment.gradient": 0.2,
+            "train.batch_size": batch, "loss.recon_views": views, "model.latent_dim": latent}
+        for steps, batch, views, latent in ((160, 256, 1, 32), (216, 256, 1, 32), (320, 128, 2, 32), (432, 128, 1, 32), (216, 256, 1, 64))
+    },
 ]
 #: The settings every candidate starts from, as they were when stage 1 ran. The toolkit's defaults have
 #: since moved to the sweep's choices (temperature 0.2, the ramp), so a candidate that does not name a
 #: setting must not pick up today's default, or re-running an early stage would train something else.
-SWEEP_BASE: dict[str, Any] = {"train.lr": 3e-3, "loss.temperature": 0.5, "augment.gradient": 0.0, "augment.max_scale": 1.0}
+SWEEP_BASE: dict[str, Any] = {"train.lr": 3e-3, "loss.temperature": 0.5, "augment.gradient": 0.0, "augment.max_scale": 1.0,
+                               "loss.recon_views": 2, "train.batch_size": 256, "model.latent_dim": 32}
 #: name -> overrides of the default CAEConfig (dotted keys), the base included. The previous default
 #: (constant rate, 270 steps, fp32) is measured on the test split by ``benchmarks/speed.py``, not here.
 CANDIDATES: dict[str, dict[str, Any]] = {name: {**SWEEP_BASE, **overrides} for stage in STAGES for name, overrides in stage.items()}
@@ -202,6 +224,52 @@ def framing_probes(model: Any, splits: dict[str, Any], z: dict[str, np.ndarray],
         out[f"{s}_knn_projection"] = knn_accuracy(h["train"], y["train"], h[s], y[s])
         out[f"{s}_knn_tta"] = knn_accuracy(tta["train"], y["train"], tta[s], y[s])
     return out
+
+
+#: Clustering algorithms compared on the sweep's saved codes (``--cluster-methods``): (method, GMM covariance).
+CLUSTER_METHODS: tuple[tuple[str, str], ...] = (("kmeans", "full"), ("gmm", "full"), ("gmm", "diag"), ("agglomerative", "full"))
+
+
+def cluster_method_scores(codes: dict[str, np.ndarray], k: int, seed: int, space: str = "projection") -> dict[str, float]:
+    """Validation Hungarian accuracy of each of ``CLUSTER_METHODS`` on one run's codes.
+
+    ``codes`` holds ``{space}_train`` (N, L), ``{space}_val`` (M, L), ``y_val`` (M,) (a sweep run's
+    ``OUT/embeddings`` file). Each method is fitted on the train codes, unscaled (the fixed feature
+    choice), and assigns the validation codes; labels only score.
+    """
+    out = {}
+    for method, covariance in CLUSTER_METHODS:
+        clusterer = LatentClusterer(k, method=method, seed=seed, covariance_type=covariance).fit(codes[f"{space}_train"])
+        name = method if method != "gmm" else f"gmm ({covariance} covariance)"
+        out[name] = hungarian_accuracy(np.asarray(codes["y_val"]), clusterer.predict(codes[f"{space}_val"]))
+    return out
+
+
+def compare_cluster_methods(out: Path) -> str:
+    """The table of ``--cluster-methods``: every clustering method on every run saved under ``out/embeddings``."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    files = sorted((out / "embeddings").glob("*.npz"))
+    if not files:
+        raise SystemExit(f"no saved codes in {out / 'embeddings'}: run the sweep with --out {out} first")
+    for path in files:
+        dataset, _candidate, seed = path.stem.split("-")
+        with np.load(path) as codes:
+            k = len(np.unique(codes["y_train"]))
+            for method, acc in cluster_method_scores(dict(codes), k, int(seed)).items():
+                scores.setdefault(method, {}).setdefault(dataset, []).append(acc)
+    datasets = sorted({d for per in scores.values() for d in per})
+    lines = ["# Clustering algorithms on the sweep's codes (validation split only)", "",
+             f"{len(files)} runs of `benchmarks/sweep_defaults.py` (every candidate, dataset and seed), the fixed features",
+             f"({EvalConfig().cluster_features}): each algorithm fitted on the train codes, scored on the validation codes.",
+             "Hungarian accuracy, mean (worst run) over the runs.", "",
+             "| algorithm | all runs | " + " | ".join(datasets) + " |", "|" + "---|" * (2 + len(datasets))]
+    for method, per in scores.items():
+        every = [a for d in datasets for a in per[d]]
+        lines.append(f"| {method} | {np.mean(every):.3f} ({min(every):.3f}) | "
+                     + " | ".join(f"{np.mean(per[d]):.3f} ({min(per[d]):.3f})" for d in datasets) + " |")
+    best = max(scores, key=lambda m: (min(a for d in datasets for a in scores[m][d]), np.mean([a for d in datasets for a in scores[m][d]])))
+    lines += ["", f"Best worst run: **{best}**."]
+    return "\n".join(lines) + "\n"
 
 
 def summarise(rows: list[dict[str, Any]]) -> str:
@@ -335,8 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/sweep", help="output folder; finished runs in it are not repeated")
     p.add_argument("--posthoc-test", action="store_true",
                    help="after the choice: retrain the candidates and score them on the test split too, into OUT/sweep_test.{jsonl,md}")
+    p.add_argument("--cluster-methods", action="store_true",
+                   help="compare clustering algorithms on the codes a finished sweep saved in OUT/embeddings, into OUT/cluster_methods.md")
     p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # internal: candidate dataset seed
     args = p.parse_args(argv)
+    if args.cluster_methods:
+        report = Path(args.out) / "cluster_methods.md"
+        report.write_text(compare_cluster_methods(Path(args.out)))
+        print(report.read_text())
+        return 0
     if args.one:
         name, dataset, seed = args.one
         emb = None

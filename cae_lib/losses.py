@@ -143,8 +143,9 @@ class CAEObjective:
 
     ``loss = recon_weight * recon + contrastive_weight * NT-Xent + kl_weight * KL / n_pixels``
 
-    Each image gives two augmented views; each view is encoded, reconstructed (the target is the
-    view itself) and projected; NT-Xent pulls the two projections together. The KL term (VAE only)
+    Each image gives two augmented views; each view is encoded and projected, and NT-Xent pulls
+    the two projections together. The decoder reconstructs both views (``recon_views = 2``) or only
+    the first (``recon_views = 1``); the target is the view itself. With ``recon_weight = 0`` it does not run. The KL term (VAE only)
     is divided by the number of pixels so that it sits on the same per-pixel scale as the
     reconstruction term, which keeps ``kl_weight = 1`` a sensible default.
 
@@ -170,14 +171,16 @@ class CAEObjective:
 
     def __call__(self, model: nn.Module, batch: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch[0]
-        v1, v2 = self.augment.two_views(x, generator)
-        out = model(torch.cat([v1, v2], dim=0))  # one pass over both views keeps BatchNorm statistics shared
-        views = torch.cat([v1, v2], dim=0)
-        terms: dict[str, torch.Tensor] = {}
         c = self.cfg
+        v1, v2 = self.augment.two_views(x, generator)
+        views = torch.cat([v1, v2], dim=0)
+        targets = views if c.recon_views == 2 else v1  # what the decoder reconstructs (c.recon_views of the two)
+        # One pass over both views keeps BatchNorm statistics shared; the decoder runs only where there is a target.
+        out = model(views, n_decode=len(targets) if c.recon_weight > 0 else 0)
+        terms: dict[str, torch.Tensor] = {}
         # Under bf16/fp16 autocast the outputs are low precision; every loss is computed in fp32.
         if c.recon_weight > 0:
-            terms["recon"] = reconstruction_loss(at_least_fp32(out.x_hat), views, c.recon)
+            terms["recon"] = reconstruction_loss(at_least_fp32(out.x_hat), targets, c.recon)
         if c.contrastive_weight > 0:
             h1, h2 = at_least_fp32(out.h).chunk(2, dim=0)
             terms["contrastive"] = self.ntxent(h1, h2)  # the tested loss module is the one that trains

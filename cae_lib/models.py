@@ -143,7 +143,7 @@ class ProjectionHead(nn.Module):
 
 @dataclass
 class CAEOutput:
-    """What one forward pass returns. Shapes: x_hat (B, C, H, W); z, mu, h (B, L); logvar (B, L) or None."""
+    """What one forward pass returns. Shapes: x_hat (B, C, H, W) (fewer rows with ``n_decode``); z, mu, h (B, L); logvar (B, L) or None."""
 
     x_hat: torch.Tensor
     z: torch.Tensor
@@ -200,10 +200,15 @@ class ContrastiveAutoencoder(nn.Module):
         """z (B, L) -> x_hat (B, C, H, W) in [0, 1]."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> CAEOutput:
+    def forward(self, x: torch.Tensor, n_decode: int | None = None) -> CAEOutput:
+        """x (B, C, H, W) -> :class:`CAEOutput`; ``n_decode`` decodes only the first n codes (x_hat (n, C, H, W))."""
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar)
-        return CAEOutput(x_hat=self.decode(z), z=z, mu=mu, logvar=logvar, h=self.projector(z))
+        if n_decode == 0:  # nothing to reconstruct (e.g. the contrastive-only ablation): skip the decoder
+            x_hat = x.new_empty((0, *x.shape[1:]))
+        else:
+            x_hat = self.decode(z if n_decode is None else z[:n_decode])
+        return CAEOutput(x_hat=x_hat, z=z, mu=mu, logvar=logvar, h=self.projector(z))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -134,3 +134,43 @@ def test_chance_value():
     assert CAEObjective.chance_ntxent(256) == pytest.approx(math.log(511))
     # and it is what NT-Xent gives for uninformative embeddings
     assert NTXentLoss(0.5)(torch.ones(256, 2), torch.ones(256, 2)).item() == pytest.approx(math.log(511), rel=1e-5)
+
+
+@pytest.mark.parametrize("recon_views", [1, 2])
+def test_objective_reconstructs_the_views_it_is_told_to(recon_views):
+    """The recon term against a by-hand oracle; the decoder sees only the rows it reconstructs."""
+    torch.manual_seed(0)
+    model = ContrastiveAutoencoder(ModelConfig(latent_dim=8, width=8)).eval()  # eval: BatchNorm per image, so rows are independent
+    augment = ContrastiveAugment(AugmentConfig())
+    objective = CAEObjective(LossConfig(recon_views=recon_views), augment)
+    rows_decoded = []
+    model.decoder.register_forward_hook(lambda module, inputs, output: rows_decoded.append(inputs[0].shape[0]))
+    x = torch.rand(5, 1, 28, 28)
+    _, logs = objective(model, (x,), torch.Generator().manual_seed(3))
+    v1, v2 = augment.two_views(x, torch.Generator().manual_seed(3))  # the same views again
+    targets = torch.cat([v1, v2]) if recon_views == 2 else v1
+    with torch.no_grad():
+        expected = ((model.decode(model.encode(targets)[0]) - targets) ** 2).mean().item()
+    assert rows_decoded[0] == 5 * recon_views
+    assert logs["recon"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_objective_without_reconstruction_skips_the_decoder():
+    model = ContrastiveAutoencoder(ModelConfig(latent_dim=8, width=8))
+    calls = []
+    model.decoder.register_forward_hook(lambda *args: calls.append(1))
+    objective = CAEObjective(LossConfig(recon_weight=0.0), ContrastiveAugment())
+    loss, logs = objective(model, (torch.rand(4, 1, 28, 28),), torch.Generator().manual_seed(0))
+    loss.backward()
+    assert calls == [] and set(logs) >= {"contrastive"} and "recon" not in logs
+    assert all(p.grad is None for p in model.decoder.parameters())
+
+
+def test_recon_views_is_validated_and_old_configs_mean_both_views():
+    with pytest.raises(ValueError, match="recon_views must be 1"):
+        LossConfig(recon_views=3).validate()
+    from cae_lib.config import CAEConfig
+
+    saved = CAEConfig().to_dict()
+    del saved["loss"]["recon_views"]  # a config saved before the setting existed
+    assert CAEConfig.from_dict(saved).loss.recon_views == 2

@@ -19,6 +19,8 @@ def test_shapes(channels, size, variant):
     assert out.z.shape == out.mu.shape == out.h.shape == (3, 12)
     assert (out.logvar is None) == (variant == "ae")
     assert 0 <= out.x_hat.min() and out.x_hat.max() <= 1
+    assert model(x, n_decode=2).x_hat.shape == (2, channels, size, size)  # decode only the first codes
+    assert model(x, n_decode=0).x_hat.shape == (0, channels, size, size)
 
 
 def test_vae_samples_in_train_mode_and_uses_mean_in_eval():

@@ -92,3 +92,32 @@ def test_every_committed_sweep_row_is_what_its_candidate_builds_today(sweep):
         now = sweep.apply_overrides(CAEConfig(dataset=then.dataset), sweep.CANDIDATES[r["candidate"]])
         now.model, now.train.seed, now.train.precision = then.model, then.train.seed, then.train.precision  # set per run
         assert now.to_dict() == then.to_dict(), r["candidate"]
+
+
+def test_cluster_methods_are_the_algorithms_they_are_named(sweep):
+    """A broad cluster beside a small tight one: k-means puts the boundary halfway between the centres
+    and gives the small cluster part of the broad one; a Gaussian mixture models the two spreads."""
+    rng = np.random.default_rng(0)
+
+    def blobs(n):
+        y = (rng.random(n) < 0.15).astype(int)  # 15 % in the small, tight cluster
+        return np.where(y[:, None] == 1, rng.normal(0, 0.2, (n, 2)) + [4.0, 0.0], rng.normal(0, 1.5, (n, 2))), y
+
+    (x_train, _), (x_val, y_val) = blobs(600), blobs(300)
+    scores = sweep.cluster_method_scores({"projection_train": x_train, "projection_val": x_val, "y_val": y_val}, k=2, seed=0)
+    assert set(scores) == {"kmeans", "gmm (full covariance)", "gmm (diag covariance)", "agglomerative"}
+    assert scores["kmeans"] < 0.9
+    assert scores["gmm (full covariance)"] > 0.98 and scores["gmm (diag covariance)"] > 0.98
+
+
+def test_cluster_method_table_reads_a_sweep_folder(sweep, tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "embeddings").mkdir()
+    for seed in (0, 1):
+        y = np.repeat([0, 1], 50)
+        codes = {f"projection_{s}": rng.normal(0, 0.2, (100, 4)) + 5 * y[:, None] for s in ("train", "val")}
+        np.savez(tmp_path / "embeddings" / f"pneumoniamnist-3-{seed}.npz", **codes, y_train=y, y_val=y)
+    md = sweep.compare_cluster_methods(tmp_path)
+    assert "2 runs" in md and "| kmeans | 1.000 (1.000) | 1.000 (1.000) |" in md
+    with pytest.raises(SystemExit, match="no saved codes"):
+        sweep.compare_cluster_methods(tmp_path / "empty")

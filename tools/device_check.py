@@ -21,7 +21,6 @@ from cae_lib.evaluate import EvalConfig, evaluate_embeddings
 from cae_lib.embed import embed
 from cae_lib.evaluate import load_splits
 from cae_lib.experiment import build_trainer, config_for_data
-from cae_lib.probes import knn_accuracy
 
 data_dir, out_json = sys.argv[1], sys.argv[2]
 stage = sys.argv[3] if len(sys.argv) > 3 else "1"
