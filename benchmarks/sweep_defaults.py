@@ -40,7 +40,7 @@ codes every run saved, still on the validation split only (committed as
 The post-hoc look (``--posthoc-test``), run only after the choice was made, retrains every
 candidate with the same seeds and scores it on the official test split as well, into
 ``OUT/sweep_test.{jsonl,md}`` (committed as ``benchmarks/results/sweep_defaults_test.{jsonl,md}``;
-132 runs, about 40 minutes on 2 cores for the first 102; add ``--posthoc-test`` to the command below, same ``--out``).
+132 runs: about 40 minutes on 2 cores for stages 1-5, 20 for stage 6; add ``--posthoc-test`` to the command below, same ``--out``).
 It chooses nothing: it shows how far the validation ranking carries to the test split, and adds kNN
 under changes of framing (:func:`framing_probes`).
 
@@ -151,6 +151,15 @@ def stage(name: str) -> int:
 def sample_sd(values: list[float]) -> float:
     """Sample standard deviation (n - 1), 0 for a single value."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def rank_correlation(a: list[float], b: list[float]) -> float:
+    """Spearman correlation of ``a`` and ``b``, ties given their mean rank.
+
+    Means of accuracies that are equal as numbers can differ in the last bits of a float (the
+    order of a sum); rounding to 9 decimals first makes them the ties they are.
+    """
+    return float(spearmanr(np.round(a, 9), np.round(b, 9)).statistic)
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
@@ -366,7 +375,7 @@ def summarise_test(val_rows: list[dict[str, Any]], test_rows: list[dict[str, Any
             best[label] = max(means.values())
         lines.append(f"Best candidate mean on {d}'s test split: " + ", ".join(f"{k} {v:.3f}" for k, v in best.items()) + ".")
     if len(val_scores) >= 3:
-        rho = spearmanr(val_scores, test_scores).statistic
+        rho = rank_correlation(val_scores, test_scores)
         lines += [f"Spearman correlation of the validation and test scores over {len(val_scores)} candidates: {rho:.2f}."]
     lines += ["", "## kNN under changes of framing", "",
               f"kNN (k = 10, cosine), mean over seeds. *Zoomed in*: the validation images zoomed in to a {ZOOM_IN:g} window, against",
@@ -388,7 +397,7 @@ def summarise_test(val_rows: list[dict[str, Any]], test_rows: list[dict[str, Any
                              f"| {v['test_knn_projection']:.3f} | {v['test_knn_tta']:.3f} |")
         if len(per) >= 3:
             test_knn = [v["test_knn_acc"] for v in per.values()]
-            rhos = {k: spearmanr([v[k] for v in per.values()], test_knn).statistic for k in ("val_knn_acc", "val_knn_zoomed_in")}
+            rhos = {k: rank_correlation([v[k] for v in per.values()], test_knn) for k in ("val_knn_acc", "val_knn_zoomed_in")}
             lines += ["", f"Spearman correlation with test kNN over {len(per)} candidates: val kNN {rhos['val_knn_acc']:.2f}, "
                       f"val kNN zoomed in {rhos['val_knn_zoomed_in']:.2f}.", ""]
     return "\n".join(lines) + "\n"

@@ -79,11 +79,12 @@ class LossConfig:
             (``benchmarks/results/sweep_defaults.md``).
         recon_views: how many of each image's two views are reconstructed: 2 (both, the default)
             or 1 (the first only; every image still gets a reconstruction term each step). The
-            decoder is half of the training FLOPs at 28 px (41 of 82 MFLOP per image), so 1 cuts a
-            step to 61 MFLOP. In the sweep's stage 6 (``benchmarks/results/sweep_defaults.md``),
-            PneumoniaMNIST's 160 steps then took 31 s instead of 39 s on one core; the rule's
-            validation score was 0.8395 against 0.8457 (on the test splits, looked at afterwards:
-            0.8126 against 0.8114), and spending the time saved on 216 steps scored no better.
+            decoder is half of the training FLOPs at 28 px (41 of 82 MFLOP per image), so 1 cuts
+            training to 61 MFLOP per image. In the sweep's stage 6
+            (``benchmarks/results/sweep_defaults.md``), PneumoniaMNIST's 160 steps then took 31 s
+            instead of 39 s on one core; the rule's validation score was 0.8395 against the
+            default's 0.8457 (on the test splits, looked at afterwards: 0.8126 against 0.8114), and
+            spending the time saved on 216 steps scored 0.8403, still below the default.
             A saved config without this key means 2.
     """
 

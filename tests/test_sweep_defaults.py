@@ -121,3 +121,9 @@ def test_cluster_method_table_reads_a_sweep_folder(sweep, tmp_path):
     assert "2 runs" in md and "| kmeans | 1.000 (1.000) | 1.000 (1.000) |" in md
     with pytest.raises(SystemExit, match="no saved codes"):
         sweep.compare_cluster_methods(tmp_path / "empty")
+
+
+def test_rank_correlation_treats_equal_means_as_ties(sweep):
+    tied = [0.1 + 0.2, 0.3, 0.5]  # 0.30000000000000004 and 0.3: the same accuracy, summed in another order
+    assert sweep.rank_correlation(tied, [1.0, 1.0, 2.0]) == pytest.approx(1.0)
+    assert sweep.rank_correlation([0.1, 0.2, 0.3], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
