@@ -272,11 +272,11 @@ def compare_cluster_methods(out: Path) -> str:
              f"({EvalConfig().cluster_features}): each algorithm fitted on the train codes, scored on the validation codes.",
              "Hungarian accuracy, mean (worst run) over the runs.", "",
              "| algorithm | all runs | " + " | ".join(datasets) + " |", "|" + "---|" * (2 + len(datasets))]
+    every = {method: [a for d in datasets for a in per[d]] for method, per in scores.items()}
     for method, per in scores.items():
-        every = [a for d in datasets for a in per[d]]
-        lines.append(f"| {method} | {np.mean(every):.3f} ({min(every):.3f}) | "
+        lines.append(f"| {method} | {np.mean(every[method]):.3f} ({min(every[method]):.3f}) | "
                      + " | ".join(f"{np.mean(per[d]):.3f} ({min(per[d]):.3f})" for d in datasets) + " |")
-    best = max(scores, key=lambda m: (min(a for d in datasets for a in scores[m][d]), np.mean([a for d in datasets for a in scores[m][d]])))
+    best = max(every, key=lambda m: (min(every[m]), np.mean(every[m])))
     lines += ["", f"Best worst run: **{best}**."]
     return "\n".join(lines) + "\n"
 

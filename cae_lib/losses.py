@@ -145,9 +145,9 @@ class CAEObjective:
 
     Each image gives two augmented views; each view is encoded and projected, and NT-Xent pulls
     the two projections together. The decoder reconstructs both views (``recon_views = 2``) or only
-    the first (``recon_views = 1``); the target is the view itself. With ``recon_weight = 0`` it does not run. The KL term (VAE only)
-    is divided by the number of pixels so that it sits on the same per-pixel scale as the
-    reconstruction term, which keeps ``kl_weight = 1`` a sensible default.
+    the first (``recon_views = 1``); the target is the view itself. With ``recon_weight = 0`` it
+    does not run. The KL term (VAE only) is divided by the number of pixels so that it sits on the
+    same per-pixel scale as the reconstruction term, which keeps ``kl_weight = 1`` a sensible default.
 
     Call: ``objective(model, batch, generator) -> (loss, logs)`` where ``batch = (x, y)``,
     ``x: (B, C, H, W)`` in [0, 1] (labels are ignored) and ``logs`` holds floats for each term and
