@@ -127,3 +127,33 @@ def test_rank_correlation_treats_equal_means_as_ties(sweep):
     tied = [0.1 + 0.2, 0.3, 0.5]  # 0.30000000000000004 and 0.3: the same accuracy, summed in another order
     assert sweep.rank_correlation(tied, [1.0, 1.0, 2.0]) == pytest.approx(1.0)
     assert sweep.rank_correlation([0.1, 0.2, 0.3], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+
+
+def test_rule_skips_a_candidate_that_reconstructs_worse_than_the_tolerance_allows(sweep):
+    ref = sweep.RECON_REFERENCE
+    better, worse = [n for n in sweep.CANDIDATES if sweep.stage(n) == 7][:2]
+    rows = []
+    for seed in (0, 1):
+        rows += [row(ref, "pneumoniamnist", seed, 0.80, 0.90), row(better, "pneumoniamnist", seed, 0.86, 0.90),
+                 row(worse, "pneumoniamnist", seed, 0.90, 0.90)]
+        rows[-3]["val_recon_mse"], rows[-2]["val_recon_mse"] = 0.010, 0.0149  # 1.49 x the reference: eligible
+        rows[-1]["val_recon_mse"] = 0.0151 if seed == 0 else 0.0153  # mean 1.52 x: not eligible, however well it scores
+    md = sweep.summarise(rows)
+    assert f"Chosen by the rule: **{better}**." in md
+    assert f"0.9000 (recon MSE over {sweep.RECON_TOLERANCE:g}x the reference)" in md
+    assert "| 0.0149 |" in md and "| 0.0100 |" in md
+    # Rows from before stage 7 have no recon MSE: the table shows a dash and the condition does not apply.
+    assert sweep.reconstructs_well(worse, ["pneumoniamnist"], sweep.recon_errors([r for r in rows if r["candidate"] != ref]))
+
+
+def test_reconstruction_mse_is_the_mean_squared_error_of_what_the_decoder_returns(sweep, monkeypatch):
+    import torch
+
+    from cae_lib.config import ModelConfig
+    from cae_lib.models import ContrastiveAutoencoder
+
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    model = ContrastiveAutoencoder(ModelConfig())
+    monkeypatch.setattr(model, "decode", lambda z: torch.full((len(z), 1, 28, 28), 0.5))  # a decoder that returns grey
+    expected = float(np.mean((images / 255.0 - 0.5) ** 2))
+    assert sweep.reconstruction_mse(model, images, batch_size=3) == pytest.approx(expected, rel=1e-6)  # batches of 3, 3, 1
