@@ -1,4 +1,4 @@
-"""The sweep behind the training defaults: schedule, steps, learning rate, temperature, augmentation.
+"""The sweep behind the training defaults: schedule, steps, learning rate, temperature, augmentation, loss balance.
 
 Every candidate config is trained on each dataset and seed on **one CPU core** (one torch thread,
 pinned with ``taskset``; two runs at a time on a 2-core machine, one per core) and scored on the
@@ -9,12 +9,15 @@ tunes nothing on test. For each run it records
 * the validation Hungarian accuracy of k-means (k = #classes, fitted on train) for every feature
   candidate (z or the projection h; none / L2 / standardise), so a *fixed* feature choice can be
   compared across seeds;
-* validation kNN (k = 10, cosine) and linear-probe accuracy (balanced and unweighted) on z.
+* validation kNN (k = 10, cosine) and linear-probe accuracy (balanced and unweighted) on z;
+* (from stage 7 on) the validation reconstruction error, mean per-pixel squared error.
 
 The rule, fixed before the sweep ran: among the configs that train PneumoniaMNIST in at most 45 s
 on one core (as timed here, two runs sharing the machine), take the one with the highest mean over
 datasets and seeds of (val Hungarian at the fixed feature choice + val kNN) / 2. The feature choice
-is the candidate whose *worst* run is best, over all runs of the sweep.
+is the candidate whose *worst* run is best, over all runs of the sweep. From stage 7 on, a condition
+set before that stage ran: a config whose validation reconstruction error exceeds ``RECON_TOLERANCE``
+times the stage-4 choice's on either dataset is not eligible (the default must still reconstruct).
 
 It ran in seven stages, each added after reading the previous one's validation results:
 

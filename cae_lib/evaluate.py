@@ -56,7 +56,7 @@ class EvalConfig:
         spaces, preprocesses: the candidates scored on the validation split (always reported,
             as ``val_hungarian_by_features``).
         method: ``"kmeans"``, ``"gmm"`` or ``"agglomerative"``. On the validation codes of the
-            sweep's first 132 runs (stages 1 to 6) k-means had the best worst run and the best mean of the four
+            sweep's 156 runs k-means had the best worst run and the best mean of the four
             algorithms compared (``benchmarks/results/sweep_cluster_methods.md``).
         knn_k: neighbours of the kNN probe (stated with every kNN number).
         probe_C: inverse L2 strengths tried for the linear probe; the one with the best
