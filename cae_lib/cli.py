@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cae_lib", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
-        p = sub.add_parser(name, help=command.HELP, description=command.HELP[0].upper() + command.HELP[1:] + ".",
+        p = sub.add_parser(name, help=command.HELP, description=command.HELP[0].upper() + command.HELP[1:] + ("" if command.HELP.endswith(("?", ".", "!")) else "."),
                            formatter_class=HelpFormatter)
         command.add_arguments(p)
         p.set_defaults(func=command.run)

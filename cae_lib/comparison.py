@@ -43,7 +43,7 @@ from cae_lib.evaluate import (
     evaluate_model,
     load_splits,
 )
-from cae_lib.experiment import build_trainer, config_for_data
+from cae_lib.experiment import build_trainer, config_for_data, training_warnings
 from cae_lib.probes import label_subset, linear_probe
 from cae_lib.utils import peak_memory_mb
 
@@ -110,6 +110,7 @@ def run_one(
         result["train_images_per_sec"] = len(splits["train"]) * len(history) / train_seconds
         result["settings"] = cfg.to_dict()
         result["final_epoch"] = history[-1]
+        result["warnings"] = training_warnings(history, cfg, len(splits["train"]))  # e.g. NT-Xent ended at chance
     else:
         scfg = SupervisedConfig.for_model(method, seed=seed)
         res = run_baseline(method, splits["train"], splits["val"], splits["test"], scfg, progress=progress)

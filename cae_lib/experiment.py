@@ -101,11 +101,14 @@ def training_warnings(history: list[dict[str, float]], config: CAEConfig, n_trai
         return []
     top1 = history[-1].get("top1")
     top1_text = f", the positive pair ranks first for {top1:.1%} of the views" if top1 is not None else ""
+    tau = config.loss.temperature
+    hot = (f" The temperature is {tau:g}: at that scale every pair of views looks alike to the loss; use 0.1 to 1 "
+           "(--temperature, LossConfig.temperature)." if tau > 2 else "")
     return [
         f"the contrastive loss ended at {last:.3f}, which is chance level (log(2 x {n} - 1) = {chance:.3f}){top1_text}: after "
         f"{len(history)} epoch(s) the model has not learned which views belong together, so its codes are not "
         f"worth clustering. Train longer (--epochs, TrainConfig.epochs) or change the learning rate (--lr, "
-        f"TrainConfig.lr; now {config.train.lr:g})."
+        f"TrainConfig.lr; now {config.train.lr:g}).{hot}"
     ]
 
 

@@ -183,7 +183,7 @@ class Trainer:
         lr = self.config.lr
         raise TrainingDiverged(
             f"training diverged at epoch {epoch + 1}, step {step}: {what}. The learning rate is probably too high: "
-            f"lower it (--lr on the command line, TrainConfig.lr in Python; now {lr:g}, try {lr / 10:g}). "
+            f"lower it (--lr on the command line, TrainConfig.lr in Python; now {lr:g}, try {min(lr / 10, TrainConfig.lr):g}). "
             "A higher temperature (--temperature) or gradient clipping (--grad-clip, TrainConfig.grad_clip) can help too."
         )
 

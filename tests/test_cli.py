@@ -31,7 +31,7 @@ def test_train_on_digits_with_no_data_folder(no_data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--dataset", "digits", "--epochs", "1", "--latent-dim", "8", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "trained CAE on digits for 1 epochs" in printed and str(out / "model.pt") in printed
+    assert "trained CAE on digits for 1 epoch in" in printed and str(out / "model.pt") in printed
     config = json.loads((out / "model.json").read_text())["config"]
     assert config["model"]["latent_dim"] == 8 and config["dataset"] == "digits"
 

@@ -264,6 +264,19 @@ def test_load_dataset_stall_gives_manual_steps_or_falls_back(
     assert _files(tmp_path) == []
 
 
+def test_a_data_folder_that_does_not_exist_is_named_as_a_likely_typo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_hang) -> None:
+    """Case: CAE_DATA_DIR=/nonexistent gave the download steps but never said that the folder was not there."""
+    info = _mirror(_closed_port_url(), "0" * 32)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the toolkit's cache: not there yet
+    monkeypatch.delenv("CAE_DATA_DIR", raising=False)
+    with pytest.raises(DatasetUnavailableError, match="does not exist: a typo in CAE_DATA_DIR or --data-dir"):
+        no_hang(load_dataset, info, data_dir=tmp_path / "typo" / "deeper", timeout=2, progress=False)
+    assert not (tmp_path / "typo").exists()  # the failed download made no folders that stay behind
+    with pytest.raises(DatasetUnavailableError) as exc:  # the toolkit's own cache may be missing: it is made on demand
+        no_hang(load_dataset, info, timeout=2, progress=False)
+    assert "could not be downloaded" in str(exc.value) and "typo" not in str(exc.value)
+
+
 def test_offline_download_falls_back(tmp_path: Path, no_hang) -> None:
     info = _mirror(_closed_port_url(), "0" * 32)
     with pytest.warns(DatasetFallbackWarning):

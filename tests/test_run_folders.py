@@ -85,6 +85,15 @@ def test_resume_needs_a_run_and_the_same_settings(base_run, tmp_path, capsys):
     assert code == 2 and "train.lr (--lr): 0.003 in the checkpoint, 0.01 now" in err
 
 
+def test_resume_on_a_finished_run_says_that_nothing_was_trained(base_run, tmp_path, capsys):
+    """Case: `--resume` on a finished run printed "trained ... in 5.2 s" as if it had trained again."""
+    run = _copy(base_run, tmp_path / "done")
+    before = (run / "model.pt").read_bytes()
+    code, out, _ = run_cli(capsys, "train", "--dataset", "digits", "--out", run, "--resume", *SMALL)
+    assert code == 0 and "nothing to resume: the run in" in out and "had already finished (1 of 1 epochs)" in out
+    assert "\ntrained " not in "\n" + out and (run / "model.pt").read_bytes() == before
+
+
 def test_the_default_output_folder_is_new_for_every_run(capsys):
     """Case: the default `--out runs/cae` made any two trainings clobber each other."""
     code, out, _ = run_cli(capsys, "train", "--dataset", "digits", *SMALL)
@@ -280,3 +289,24 @@ def test_benchmark_reuse_takes_the_other_methods_runs_and_counts_them_as_complet
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="not a benchmark results JSON"):
         reused_runs(tmp_path / "bad.json", fresh, 3)
+
+
+def test_demo_says_that_it_replaces_an_earlier_report(monkeypatch, capsys):
+    """Case: `demo --out DIR` replaced an earlier report without a word. It may (make demo twice), but it says so."""
+    monkeypatch.setattr(demo_cmd, "run_demo", lambda **kwargs: {})
+    Path("report").mkdir()
+    code, out, _ = run_cli(capsys, "demo", "--dataset", "digits", "--out", "report")
+    assert code == 0 and "earlier demo report" not in out  # empty folder: nothing to replace
+    Path("report/report.md").write_text("# an earlier report")
+    Path("report/metrics.json").write_text("{}")
+    code, out, _ = run_cli(capsys, "demo", "--dataset", "digits", "--out", "report")
+    assert code == 0 and "holds an earlier demo report: its files (metrics.json, report.md) will be replaced" in out
+
+
+def test_prior_sampler_warnings_come_in_the_cli_voice(base_run, capsys):
+    """Case: `sample --sampler prior` printed raw Python UserWarning lines (file paths, source code) and a label
+    confidence of 1.00 for samples off the data. Class: library warnings reach the user as one clean line."""
+    code, out, err = run_cli(capsys, "sample", "--checkpoint", base_run, "--sampler", "prior", "--n", "4", "--out", "p.png")
+    assert code == 0 and "warning: PriorSampler with a plain AE" in err
+    assert "UserWarning" not in err and ".py:" not in err
+    assert "which say little for samples off the data" in out

@@ -69,7 +69,7 @@ def test_divergence_stops_at_the_step_naming_the_term_and_the_fix(tmp_path, caps
     """
     code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--epochs", "3", "--lr", "1e10", "--out", tmp_path / "div", "--no-progress")
     assert code == 2
-    assert "diverged at epoch 1, step" in err and "is nan" in err and "--lr" in err and "try 1e+09" in err
+    assert "diverged at epoch 1, step" in err and "is nan" in err and "--lr" in err and "try 0.003)" in err  # the default, not 1e+09, which diverges too
     assert not (tmp_path / "div").exists()  # nothing half-trained left behind
 
 
@@ -296,3 +296,35 @@ def test_a_registry_name_beside_a_same_named_folder_says_which_one_it_loads(tmp_
     with pytest.warns(UserWarning, match=r"pass it as a path: './digits'"):
         data = load_dataset("digits", "test")
     assert data.source.startswith("sklearn")
+
+
+def test_benchmark_passes_on_the_warning_that_a_run_learned_nothing(tmp_path, monkeypatch, capsys):
+    """Case: `benchmark` printed only its table for a CAE whose loss ended at chance (train warned). Class: warnings lost on the way."""
+    import cae_lib.commands.benchmark as benchmark_command
+    import cae_lib.comparison as comparison
+
+    monkeypatch.setattr(comparison, "training_warnings", lambda history, cfg, n: [f"marker after {len(history)} epoch(s)"])
+    monkeypatch.setattr(benchmark_command, "run_one_isolated",  # in this process, so the patch above applies
+                        lambda method, dataset, seed, data_dir, epochs, size=28: comparison.run_one(method, dataset, seed, data_dir, epochs, size=size))
+    code, out, err = run_cli(capsys, "benchmark", "--dataset", "digits", "--methods", "raw_kmeans", "cae", "--seeds", "1",
+                             "--epochs", "1", "--out", tmp_path / "bench", "--no-progress")
+    assert code == 0 and f"{METHODS['cae']}, seed 0: done in" in out  # no bar: a line per run instead
+    assert f"warning: {METHODS['cae']}, seed 0: marker after 1 epoch(s)" in err
+    assert err.count("warning:") == 1  # k-means on pixels trains nothing, so it has nothing to warn about
+    runs = json.loads((tmp_path / "bench" / "digits_benchmark.json").read_text())["runs"]
+    assert [r.get("warnings") for r in runs] == [None, ["marker after 1 epoch(s)"]]
+
+
+def test_temperature_is_checked_where_it_is_typed_and_a_hot_one_is_named_at_chance():
+    """Case: `--temperature 0.005` failed late with other words than `-1`, and `--temperature 1e6` ended at chance
+    with advice about epochs and learning rate only. Class: one message per setting, advice that names the cause."""
+    parser = build_parser()
+    for bad in ("0.005", "-1", "0", "nan"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", "--temperature", bad])
+    assert parser.parse_args(["train", "--temperature", "0.5"]).temperature == 0.5
+    hot, usual = CAEConfig(), CAEConfig()
+    hot.loss.temperature = 1e6
+    at_chance = [{"contrastive": math.log(2 * 256 - 1)}]
+    assert "--temperature" in training_warnings(at_chance, hot, 4708)[0]
+    assert "--temperature" not in training_warnings(at_chance, usual, 4708)[0]

@@ -35,7 +35,7 @@ import torch
 
 from cae_lib import plots
 from cae_lib.commands.options import add_data_args, add_overwrite_arg, add_progress_arg, positive_int
-from cae_lib.commands.outputs import check_output_dir
+from cae_lib.commands.outputs import check_output_dir, warn
 from cae_lib.comparison import (
     BENCHMARK_DIR,
     LABEL_FRACTIONS,
@@ -111,6 +111,10 @@ def run_benchmark(
             bar.set_postfix_str(f"{method} seed {seed}")
         runs.append(run_one_isolated(method, dataset, seed, data_dir, epochs, size))
         write_json(partial, runs)  # nothing is lost if a long run is interrupted
+        if not progress:  # without the bar (logs), a line per run
+            print(f"{METHODS[method]}, seed {seed}: done in {runs[-1].get('seconds', 0.0):.1f} s", flush=True)
+        for message in runs[-1].get("warnings", []):  # kept in the JSON too
+            warn(f"{METHODS[method]}, seed {seed}: {message}")
     runs.sort(key=lambda r: list(METHODS).index(r["key"]) if r.get("key") in METHODS else len(METHODS))
     rows = summarize_runs(runs, TABLE_METRICS)
     table = markdown_table(rows, floor, name, len(test.labels), seeds)

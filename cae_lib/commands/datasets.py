@@ -17,6 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     folder = check_data_dir(resolve_data_dir(args.data_dir))
-    print(f"data folder: {folder}")
+    print(f"data folder: {folder}" + ("" if folder.exists() else "  (it does not exist yet: a typo? It is made on the first download)"))
     print(format_dataset_table(list_datasets(args.data_dir)))
     return 0

@@ -36,7 +36,7 @@ from cae_lib.config import preset
 from cae_lib.data import DatasetFallbackWarning, load_dataset
 from cae_lib.data.provenance import looks_like_path, normalize_reference
 from cae_lib.embed import reconstruct
-from cae_lib.evaluate import evaluate_model, load_splits
+from cae_lib.evaluate import EvalConfig, evaluate_model, load_splits
 from cae_lib.experiment import config_for_data, load_or_train
 from cae_lib.run_folder import RunLock, run_contents
 from cae_lib.sampling import ClassGMMSampler
@@ -72,6 +72,10 @@ def check_report_dir(out: Path, overwrite: bool = False) -> Path:
             f"--out {out} holds files that are not a cae-lib report ({shown}); the demo would mix its report with them. "
             "Choose another folder, or pass --overwrite to write the report there anyway."
         )
+    earlier = [name for name in run_contents(out) if name in REPORT_FILES - {"model"}]
+    if earlier:
+        print(f"--out {out} holds an earlier demo report: its files ({', '.join(sorted(earlier)[:4])}{', ...' if len(earlier) > 4 else ''}) "
+              "will be replaced")
     return out
 
 
@@ -143,7 +147,7 @@ def run_demo(
 
     assign: dict[str, Any] = {}
     n_images = sum(len(d) for d in splits.values())
-    with step(f"evaluating the CAE: embedding {n_images} images, k-means (features chosen on val), kNN and linear probes"):
+    with step(f"evaluating the CAE: embedding {n_images} images, k-means (features: {EvalConfig().cluster_features}), kNN and linear probes"):
         cae = evaluate_model(model, splits, seed=seed, assignments=assign)
     with step("the baselines: k-means on raw pixels and on PCA"):
         rows = {"CAE + k-means (this model)": cae, **pixel_baselines(splits, seed)}

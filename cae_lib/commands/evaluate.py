@@ -15,7 +15,7 @@ from cae_lib.commands.options import CHECKPOINT_DATA_HELP, add_data_args, add_ov
 from cae_lib.commands.outputs import check_output_file, step, warn
 from cae_lib.config import IMAGE_SIZES
 from cae_lib.data.provenance import describe
-from cae_lib.evaluate import evaluate_model, format_metrics, load_splits
+from cae_lib.evaluate import EvalConfig, evaluate_model, format_metrics, load_splits
 from cae_lib.utils import write_json
 
 HELP = "evaluate one checkpoint on the official test split"
@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
     for message in payload.get("extra", {}).get("warnings", []):
         warn(f"when this checkpoint was trained, {message}")
     n = sum(len(d) for d in splits.values())
-    with step(f"embedding {n} images, then k-means (k = {splits['train'].n_classes}; features chosen on val), kNN and "
-              "linear probes (the longest step: 20 to 60 s for PneumoniaMNIST on a CPU)"):
-        result = evaluate_model(model, splits, seed=args.seed, has_projection=cfg.loss.contrastive_weight > 0)
+    has_projection = cfg.loss.contrastive_weight > 0
+    features = EvalConfig().cluster_features if has_projection else "chosen on val"
+    with step(f"embedding {n} images, then k-means (k = {splits['train'].n_classes}; features: {features}), kNN and "
+              "linear probes (the longest step: seconds for PneumoniaMNIST on a CPU)"):
+        result = evaluate_model(model, splits, seed=args.seed, has_projection=has_projection)
     result.update(
         dataset=dataset,
         checkpoint=str(path),

@@ -58,6 +58,12 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
 
+def temperature(text: str) -> float:
+    """argparse type: an NT-Xent temperature, a finite number above 0.01 (below, the softmax overflows)."""
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0.01,
+                   "a temperature above 0.01 (SimCLR used 0.1 to 1; the default is 0.2)")
+
+
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0 (loss weights)."""
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a number of at least 0")

@@ -12,6 +12,7 @@ settings file or the data, and an existing file is replaced only with ``--overwr
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,13 @@ def sample_to_files(
         if label is not None and not 0 <= label < train.n_classes:
             classes = ", ".join(f"{i} = {name}" for i, name in enumerate(train.class_names))
             raise ValueError(f"--label {label} is not a class of {train.name}; choose one of {classes}")
-        fitted = make_sampler(sampler).fit_from_model(model, train)
-    samples = fitted.sample(model, n, label=label, seed=seed, scale=scale)
+        with warnings.catch_warnings(record=True) as caught:  # the sampler's warnings, in the CLI's one-line voice
+            warnings.simplefilter("always")
+            fitted = make_sampler(sampler).fit_from_model(model, train)
+            samples = fitted.sample(model, n, label=label, seed=seed, scale=scale)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            warn(str(w.message))
     names = list(train.class_names)
     titles = [names[int(l)][:10] if 0 <= int(l) < len(names) else "?" for l in samples.labels]
     fig = plots.image_grid(samples.images, nrow=min(8, n), titles=titles)
@@ -110,7 +116,10 @@ def sample_to_files(
     write_json(settings, summary)
     if npz:
         save_samples_npz(samples, npz, class_names=names, metadata={"sampler": sampler, "seed": seed, "scale": scale, "checkpoint": str(path)})
-    print(f"{n} samples ({', '.join(f'{k}: {v}' for k, v in counts.items())}; mean label confidence {summary['mean_confidence']:.2f})")
+    confidence = f"mean label confidence {summary['mean_confidence']:.2f}"
+    if sampler == "prior":  # labelled by the nearest class mean: far off the data that says little
+        confidence += ", labels by the nearest class mean, which say little for samples off the data"
+    print(f"{n} samples ({', '.join(f'{k}: {v}' for k, v in counts.items())}; {confidence})")
     print(f"grid: {out}  settings: {settings}" + (f"  npz: {npz}" if npz else ""))
     return summary
 

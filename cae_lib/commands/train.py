@@ -25,6 +25,7 @@ from cae_lib.commands.options import (
     non_negative_int,
     positive_float,
     positive_int,
+    temperature,
     warmup_fraction,
 )
 from cae_lib.commands.outputs import warn
@@ -48,7 +49,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=["ae", "vae"], default=None, help="override the preset's variant (default: the preset's)")
     p.add_argument("--latent-dim", type=positive_int, default=d.model.latent_dim, help="size of the latent code z")
     p.add_argument("--width", type=positive_int, default=d.model.width, help="channels of the first convolution (later blocks use 2x and 4x)")
-    p.add_argument("--temperature", type=positive_float, default=d.loss.temperature, help="NT-Xent temperature tau (> 0.01)")
+    p.add_argument("--temperature", type=temperature, default=d.loss.temperature, help="NT-Xent temperature tau (> 0.01)")
     p.add_argument("--recon-weight", type=non_negative_float, default=None, help="weight of the reconstruction loss (default: the preset's)")
     p.add_argument("--contrastive-weight", type=non_negative_float, default=None, help="weight of the NT-Xent loss (default: the preset's)")
     p.add_argument("--kl-weight", type=non_negative_float, default=None, help="weight of the KL term, VAE only (default: the preset's)")
@@ -130,6 +131,16 @@ def resume_command(argv: list[str], out: Path) -> str:
     return "python -m cae_lib " + shlex.join(kept + ["--out", str(out), "--resume"])
 
 
+def _run_is_complete(out: Path) -> bool:
+    """Whether ``out`` holds a checkpoint whose every epoch is done (what ``--resume`` would find)."""
+    try:
+        extra = json.loads((out / "model.json").read_text()).get("extra", {})
+    except (OSError, ValueError):
+        return False
+    done, total = extra.get("epochs_done"), extra.get("epochs_total")
+    return (out / "model.pt").is_file() and done is not None and total is not None and done >= total
+
+
 def _saved_epochs(out: Path) -> str | None:
     try:
         extra = json.loads((out / "model.json").read_text()).get("extra", {})
@@ -157,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir(args.dataset, args.preset)
     check_run_dir(out, resume=args.resume, overwrite=args.overwrite)  # on every rank, before any work
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    finished_before = bool(args.resume) and _run_is_complete(out)  # --resume on a finished run trains nothing
     device = init_from_env()
     main_process = True
     try:
@@ -188,7 +200,11 @@ def run(args: argparse.Namespace) -> int:
     last = history[-1] if history else {}
     seconds = sum(h.get("seconds", 0.0) for h in history)
     terms = ", ".join(f"{k} {last[k]:.4f}" for k in ("recon", "contrastive", "kl", "top1", "val_loss") if k in last)
-    print(f"trained {cfg.model_name} on {cfg.dataset} for {len(history)} epochs in {seconds:.1f} s ({terms})")
+    if finished_before:
+        print(f"nothing to resume: the run in {out} had already finished ({len(history)} of {len(history)} epochs), so nothing was trained. "
+              f"It trained {cfg.model_name} on {cfg.dataset} in {seconds:.1f} s ({terms})")
+    else:
+        print(f"trained {cfg.model_name} on {cfg.dataset} for {len(history)} {'epoch' if len(history) == 1 else 'epochs'} in {seconds:.1f} s ({terms})")
     for w in caught:
         if issubclass(w.category, TrainingWarning):
             warn(str(w.message))

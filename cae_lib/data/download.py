@@ -87,10 +87,13 @@ def download_file(
         ChecksumError: the downloaded bytes do not have the expected MD5 (message shows both).
 
     The bytes are streamed into ``<dest>.<random>.part`` next to ``dest``. On any failure (including
-    Ctrl-C) that file is removed and ``dest`` is left untouched.
+    Ctrl-C) that file is removed, ``dest`` is left untouched, and the folders this call created for
+    it are removed again.
     """
     dest = Path(dest)
     part: Path | None = None
+    made = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # folders this call creates, deepest first
+    done = False
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f"{dest.name}.", suffix=".part", dir=dest.parent)
@@ -135,6 +138,7 @@ def download_file(
             )
         os.chmod(part, 0o644)  # mkstemp makes it private (0600); a data file may be shared
         os.replace(part, dest)  # atomic: ``dest`` appears only now, complete and verified
+        done = True
         return dest
     except (socket.timeout, TimeoutError) as err:
         raise DownloadError(
@@ -159,6 +163,12 @@ def download_file(
                 part.unlink(missing_ok=True)
             except OSError:
                 pass
+        if not done:  # a failed download leaves no new empty folders behind (a mistyped data folder stays absent)
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def _content_length(response: object) -> int | None:
@@ -257,6 +267,9 @@ def ensure_file(
             f"{info.display_name} ({filename}) is not in {folder}, and that folder is read-only so it "
             "cannot be downloaded there. Choose a writable folder (--data-dir, data_dir= in Python).\n" + manual_instructions(info, size, folder)
         )
+    # A folder the user named that does not exist is more often a typo than a wish for a new cache.
+    missing = "" if folder.exists() or folder == default_cache_dir().absolute() else (
+        f" (the folder {folder} does not exist: a typo in {ENV_VAR} or --data-dir?)")
     try:
         download_file(info.url_for(size), path, expected, timeout=timeout, progress=progress)
     except ChecksumError as err:
@@ -266,7 +279,7 @@ def ensure_file(
         ) from err
     except DatasetUnavailableError as err:
         raise DatasetUnavailableError(
-            f"{info.display_name} ({filename}) is not in {folder} and could not be downloaded: {err}\n"
+            f"{info.display_name} ({filename}) is not in {folder}{missing} and could not be downloaded: {err}\n"
             + manual_instructions(info, size, folder)
         ) from err
     if expected is not None:
