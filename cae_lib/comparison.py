@@ -217,13 +217,16 @@ def markdown_table(rows: list[dict[str, Any]], floor: float, dataset: str, n_tes
     def cell(row: dict[str, Any], m: str, digits: int = 3) -> str:
         if f"{m}_mean" not in row:
             return "–"
+        if seeds == 1:  # one seed has no spread to show
+            return f"{row[f'{m}_mean']:.{digits}f}"
         return f"{row[f'{m}_mean']:.{digits}f} ± {row[f'{m}_sd']:.{digits}f}"
 
     head = ("| method | Hungarian acc (k = #classes) | NMI | ARI | kNN acc (k = 10) | linear probe (balanced) | linear probe (unweighted) "
             "| majority-vote acc (K = 7) | supervised test acc | seconds | peak MB |")
     lines = [
-        f"**{dataset}**, official test split (n = {n_test}), mean ± sd over {seeds} seeds. "
-        f"Majority-class floor: **{floor:.3f}**.",
+        f"**{dataset}**, official test split (n = {n_test}), "
+        + (f"mean ± sd over {seeds} seeds. " if seeds > 1 else "one seed (--seeds 3 gives mean ± sd). ")
+        + f"Majority-class floor: **{floor:.3f}**.",
         "",
         head,
         "|" + "---|" * 11,

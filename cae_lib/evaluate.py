@@ -258,6 +258,8 @@ def format_metrics(result: dict[str, Any]) -> str:
     for key, name in HEADLINE:
         if key == "knn_acc":
             name = f"kNN acc (k = {result['knn_k']})"
+        if key == "hungarian_acc" and result.get("cluster_features"):
+            name = f"Hungarian acc (k-means, k = #classes, on {result['cluster_features']})"
         lines.append(f"| {name} | {result[key]:.3f} |")
     k = result["paper_k"]
     lines.append(f"| majority-vote acc at K = {k} (paper's metric, rises with K) | {result[f'majority_vote_acc_k{k}']:.3f} |")

@@ -50,7 +50,9 @@ def test_evaluate_writes_the_required_keys(digits_checkpoint, tmp_path, capsys):
     assert metrics["n_test"] == len(load_dataset("digits", split="test").labels)
     assert 0 <= metrics["hungarian_acc"] <= 1 and metrics["majority_floor"] == pytest.approx(0.1, abs=0.02)
     assert metrics["train_config"]["dataset"] == "digits"
-    assert "Hungarian" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "features: projection/none" in printed  # the step message names the fixed features ...
+    assert "| Hungarian acc (k-means, k = #classes, on projection/none) |" in printed  # ... and so does the table
 
 
 def test_sample_writes_grid_settings_and_a_loadable_npz(digits_checkpoint, tmp_path):

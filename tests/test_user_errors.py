@@ -313,6 +313,8 @@ def test_benchmark_passes_on_the_warning_that_a_run_learned_nothing(tmp_path, mo
     assert err.count("warning:") == 1  # k-means on pixels trains nothing, so it has nothing to warn about
     runs = json.loads((tmp_path / "bench" / "digits_benchmark.json").read_text())["runs"]
     assert [r.get("warnings") for r in runs] == [None, ["marker after 1 epoch(s)"]]
+    table = (tmp_path / "bench" / "digits_benchmark.md").read_text()
+    assert "one seed (--seeds 3 gives mean ± sd)" in table and "±" not in table.split("Majority-class floor")[1]  # no spread of one value
 
 
 def test_temperature_is_checked_where_it_is_typed_and_a_hot_one_is_named_at_chance():

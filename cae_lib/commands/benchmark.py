@@ -136,10 +136,11 @@ def run_benchmark(
     curves = label_efficiency_curves(runs)
     if curves:
         result["label_efficiency"] = {str(k): {str(f): v for f, v in c.items()} for k, c in curves.items()}
-        lines = ["", f"Label efficiency (test accuracy, mean ± sd over {seeds} seeds; stratified label subsets):", "",
+        spread = f"mean ± sd over {seeds} seeds" if seeds > 1 else "one seed"
+        lines = ["", f"Label efficiency (test accuracy, {spread}; stratified label subsets):", "",
                  "| labels used | " + " | ".join(curves) + " |", "|---|" + "---|" * len(curves)]
         for f in LABEL_FRACTIONS:
-            lines.append(f"| {f:.0%} | " + " | ".join(f"{c[f][0]:.3f} ± {c[f][1]:.3f}" for c in curves.values()) + " |")
+            lines.append(f"| {f:.0%} | " + " | ".join(f"{c[f][0]:.3f}" + (f" ± {c[f][1]:.3f}" if seeds > 1 else "") for c in curves.values()) + " |")
         table += "\n" + "\n".join(lines)
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.label_efficiency(curves, floor=floor)
