@@ -1,4 +1,4 @@
-"""Evaluate a trained model the way the evaluation protocol asks (see ``shared/GUIDE.md``).
+"""Evaluate a trained model the way the evaluation protocol asks (see :class:`EvalConfig`).
 
 Unsupervised (labels only used to *score*):
     k-means with k = number of classes, fitted on the train split's codes and applied to the

@@ -73,7 +73,7 @@ print("CAE:", where)
 # %% [markdown]
 # ## 1. The protocol, and the numbers
 #
-# `evaluate_model` follows the protocol of this course (see `shared/GUIDE.md`):
+# `evaluate_model` follows the protocol of this course:
 #
 # 1. embed the train, val and test splits (eval mode, no gradients);
 # 2. fit k-means with **k = number of classes** on the **train** features. Which features is fixed
@@ -124,8 +124,10 @@ f_fit = features["train"][np.sort(np.random.default_rng(SEED).permutation(len(fe
 plots.confusion_matrix_plot(test.labels, assign["test_clusters"], class_names=names);
 
 # %% [markdown]
-# And what does each cluster *look like*? For each cluster, the test images nearest to its centre
-# (k-means on the chosen test features), with its size, its majority label and its purity.
+# And what does each cluster *look like*? For each cluster, the test images nearest to its centre,
+# with its size, its majority label and its purity. For the pictures, k-means is fitted afresh on
+# the test features, so its clusters are close to the protocol's above (fitted on the train codes)
+# but not the same: their sizes, and which cluster is c0, can differ from the confusion matrix.
 
 # %%
 report = subgroup_report(features["test"], test.labels, k=test.n_classes, images=test.images, n_typical=N_TYPICAL, preprocess=pre, seed=SEED)
@@ -168,10 +170,12 @@ plots.elbow_silhouette(curves);
 #
 # Majority-vote accuracy maps each cluster to its most frequent label, so splitting a cluster can
 # never cost it anything, and giving every image its own cluster scores exactly 1.0. As k grows it
-# therefore stays high or climbs, whether or not the extra clusters mean anything; on a
-# well-organised latent space it plateaus early (near the kNN accuracy), on a poor one the climb
-# is steep. Hungarian accuracy does the opposite: above k = number of classes, the extra clusters
-# count as wrong, so it collapses.
+# therefore climbs, whether or not the extra clusters mean anything; on a well-organised latent
+# space it plateaus early (near the kNN accuracy), on a poor one the climb is steep. Hungarian
+# accuracy does the opposite: above k = number of classes, the extra clusters count as wrong, so it
+# collapses. The curve fits k-means afresh on the test codes at every k: independent fits, not one
+# cluster split further, so majority vote can dip by a few points between neighbouring k, and its k = 2
+# and K = 7 values differ a little from section 1's (fitted on the train codes). Read the trend.
 
 # %%
 curve = majority_vote_curve(features["test"], test.labels, range(2, K_PITFALL_MAX + 1), preprocess=pre, seed=SEED)

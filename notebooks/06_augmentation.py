@@ -52,7 +52,7 @@ from cae_lib import widgets
 from cae_lib.course import cae_config, committed_results, load_course_data, load_or_train_cae, runs_dir
 from cae_lib.embed import embed
 from cae_lib.probes import linear_probe
-from cae_lib.report import BENCHMARK_DIR
+from cae_lib.comparison import BENCHMARK_DIR
 from cae_lib.sampling import (ClassGMMSampler, GaussianSampler, LatentTraversal, PriorSampler, diversity,
                               label_agreement, memorisation_check)
 

@@ -62,7 +62,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 9 on PneumoniaMNIST)")
     p.add_argument("--batch-size", type=batch_size, default=d.train.batch_size, help="images per optimisation step")
     p.add_argument("--steps", type=positive_int, default=d.train.steps,
-                   help="optimisation steps when --epochs is not given (the epochs follow from it)")
+                   help="optimisation steps when --epochs is not given, rounded up to whole epochs (the epochs follow from it)")
     p.add_argument("--lr", type=positive_float, default=d.train.lr, help="Adam's peak learning rate")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.train.schedule,
                    help="cosine: linear warm-up, then a half-cosine decay to 0; constant: the same rate throughout")
