@@ -124,13 +124,13 @@ f_fit = features["train"][np.sort(np.random.default_rng(SEED).permutation(len(fe
 plots.confusion_matrix_plot(test.labels, assign["test_clusters"], class_names=names);
 
 # %% [markdown]
-# And what does each cluster *look like*? For each cluster, the test images nearest to its centre,
-# with its size, its majority label and its purity. For the pictures, k-means is fitted afresh on
-# the test features, so its clusters are close to the protocol's above (fitted on the train codes)
-# but not the same: their sizes, and which cluster is c0, can differ from the confusion matrix.
+# And what does each cluster *look like*? For each of the protocol's clusters (the same ones as in
+# the confusion matrix), the test images nearest to its centre, with its size, its majority label
+# and its purity.
 
 # %%
-report = subgroup_report(features["test"], test.labels, k=test.n_classes, images=test.images, n_typical=N_TYPICAL, preprocess=pre, seed=SEED)
+report = subgroup_report(features["test"], test.labels, k=test.n_classes, images=test.images, n_typical=N_TYPICAL, preprocess=pre, seed=SEED,
+                         clusters=assign["test_clusters"])
 plots.subgroup_montages(test.images, report, class_names=names);
 
 # %% [markdown]

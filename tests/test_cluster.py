@@ -112,6 +112,20 @@ def test_subgroup_report_typical_members_are_nearest_the_centre():
     assert report[0]["purity"] is None
 
 
+def test_subgroup_report_describes_given_clusters_as_they_are():
+    """The clusters of another fit (the protocol's, fitted on train) are described, not re-clustered."""
+    z = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [30.0]])
+    given = np.array([1, 1, 0, 0, 0, 1])  # not what k-means would find: 30 sits with 0 and 1
+    report = subgroup_report(z, np.array([0, 0, 0, 1, 1, 1]), k=2, n_typical=2, clusters=given)
+    assert [r["size"] for r in report] == [3, 3]
+    assert report[0]["label_counts"] == {0: 1, 1: 2} and report[1]["label_counts"] == {0: 2, 1: 1}
+    # cluster 1 = {0, 1, 30}, mean 10.33: nearest are 1 (index 1), then 0 (index 0)
+    np.testing.assert_array_equal(report[1]["typical_indices"], [1, 0])
+    np.testing.assert_array_equal(report[0]["typical_indices"], [3, 4])  # mean 7.67: 10, then 11
+    with pytest.raises(ValueError, match="one id in 0 .. 1"):
+        subgroup_report(z, None, k=2, clusters=np.array([0, 1, 2, 0, 0, 0]))
+
+
 def test_majority_vote_curve_shows_the_pitfall():
     z, y = blobs(n_per=30, k=2, seed=4)
     curve = majority_vote_curve(z, y, k_range=[2, 5, 20])

@@ -50,6 +50,7 @@ def subgroup_report(
     method: str = "kmeans",
     preprocess: str | None = None,
     seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> list[dict]:
     """Describe each cluster of an over-clustering (k larger than the number of classes).
 
@@ -63,6 +64,10 @@ def subgroup_report(
         k: number of clusters.
         images: optional (N, ...) images; when given, each entry carries its typical images.
         n_typical: how many typical members to list per cluster.
+        clusters: (N,) cluster ids in ``0 .. k-1`` assigned elsewhere, e.g. the evaluation
+            protocol's (k-means fitted on the train codes): they are described as they are and
+            nothing is re-clustered; a cluster's typical members are those nearest to its mean.
+            ``None`` (default) clusters ``z`` itself with ``method``.
 
     Returns:
         One dict per cluster id ``0 .. k-1`` with ``cluster``, ``size``, ``majority_label``,
@@ -70,13 +75,20 @@ def subgroup_report(
         ``label_counts`` ({label: count}), ``typical_indices`` ((m,) indices into ``z``,
         nearest first, m <= n_typical) and, if ``images`` is given, ``typical_images``.
     """
-    model = LatentClusterer(k, method, preprocess, seed=seed).fit(z)
-    x = model.transform(z)
-    dist = np.linalg.norm(x - model.centers_[model.labels_], axis=1)
+    if clusters is None:
+        model = LatentClusterer(k, method, preprocess, seed=seed).fit(z)
+        x, assigned, centers = model.transform(z), model.labels_, model.centers_
+    else:
+        assigned = np.asarray(clusters).astype(np.int64)
+        if assigned.shape != (len(z),) or (len(assigned) and (assigned.min() < 0 or assigned.max() >= k)):
+            raise ValueError(f"clusters must hold one id in 0 .. {k - 1} for each of the {len(z)} codes; got shape {assigned.shape}")
+        x = LatentClusterer(1, "kmeans", preprocess, seed=seed).fit(z).transform(z)  # the same preprocessing, no clustering
+        centers = np.stack([x[assigned == c].mean(axis=0) if (assigned == c).any() else np.zeros(x.shape[1]) for c in range(k)])
+    dist = np.linalg.norm(x - centers[assigned], axis=1)
     y = None if y is None else _check_y(y, len(x))
     report = []
-    for c in range(model.k):
-        members = np.flatnonzero(model.labels_ == c)
+    for c in range(k):
+        members = np.flatnonzero(assigned == c)
         typical = members[np.argsort(dist[members], kind="stable")[:n_typical]]
         entry: dict = {"cluster": c, "size": int(len(members)), "typical_indices": typical}
         entry.update(_label_summary(None if y is None else y[members]))
