@@ -82,7 +82,7 @@ def subgroup_report(
         assigned = np.asarray(clusters).astype(np.int64)
         if assigned.shape != (len(z),) or (len(assigned) and (assigned.min() < 0 or assigned.max() >= k)):
             raise ValueError(f"clusters must hold one id in 0 .. {k - 1} for each of the {len(z)} codes; got shape {assigned.shape}")
-        x = LatentClusterer(1, "kmeans", preprocess, seed=seed).fit(z).transform(z)  # the same preprocessing, no clustering
+        x = LatentClusterer(k, method, preprocess, seed=seed)._fit_transform(np.asarray(z))  # the same preprocessing, no clustering
         centers = np.stack([x[assigned == c].mean(axis=0) if (assigned == c).any() else np.zeros(x.shape[1]) for c in range(k)])
     dist = np.linalg.norm(x - centers[assigned], axis=1)
     y = None if y is None else _check_y(y, len(x))

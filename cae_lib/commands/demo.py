@@ -65,14 +65,15 @@ def resolve_default_dataset(dataset: str | None, data_dir: str | Path | None) ->
 def check_report_dir(out: Path, overwrite: bool = False) -> Path:
     """The report folder must be a folder, writable, and empty or an earlier report (else ``overwrite``)."""
     check_output_dir(out, "--out")
-    others = [name for name in run_contents(out) if name not in REPORT_FILES]
+    contents = run_contents(out)
+    others = [name for name in contents if name not in REPORT_FILES]
     if others and not overwrite:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise OutputError(
             f"--out {out} holds files that are not a cae-lib report ({shown}); the demo would mix its report with them. "
             "Choose another folder, or pass --overwrite to write the report there anyway."
         )
-    earlier = [name for name in run_contents(out) if name in REPORT_FILES - {"model"}]
+    earlier = [name for name in contents if name in REPORT_FILES - {"model"}]
     if earlier:
         print(f"--out {out} holds an earlier demo report: its files ({', '.join(sorted(earlier)[:4])}{', ...' if len(earlier) > 4 else ''}) "
               "will be replaced")
