@@ -175,6 +175,10 @@ class TrainConfig:
     (:mod:`cae_lib.schedule`); ``"constant"`` keeps ``lr`` throughout (the toolkit's default
     before this schedule, and what a saved config without a ``schedule`` key means).
 
+    ``ema_decay`` (off by default) keeps a moving average of the weights over about
+    ``1 / (1 - ema_decay)`` recent steps (:mod:`cae_lib.weight_average`) and ends the run with it;
+    the per-epoch validation logs still describe the current weights.
+
     ``precision="auto"`` trains in bfloat16 autocast where the processor computes bf16 natively
     (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16 support) and in fp32 elsewhere; the
     weights, the losses and the optimizer stay in fp32 either way. The trainer writes the
@@ -192,6 +196,7 @@ class TrainConfig:
     device: str = "auto"
     early_stopping_patience: int | None = None
     grad_clip: float | None = 5.0
+    ema_decay: float | None = None  # keep a moving average of the weights (cae_lib.weight_average) and end with it; None: the last step's weights
     amp: bool = False  # fp16 mixed precision on CUDA (kept for old configs; prefer precision="fp16")
     precision: str = "auto"  # "auto", "fp32", "bf16" (CUDA, or a CPU with bf16 support) or "fp16" (CUDA only)
     channels_last: bool = True  # NHWC memory layout for the convolutions
@@ -205,6 +210,8 @@ class TrainConfig:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}; 0.95 averages about the last 20 steps")
 
     def resolve_precision(self, device_type: str) -> str:
         """The precision this run uses on ``device_type``: ``"auto"`` becomes ``"bf16"`` or ``"fp32"``."""

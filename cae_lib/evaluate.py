@@ -44,7 +44,7 @@ class EvalConfig:
             latent code z (``"latent"``) or its projection h = g(z) (``"projection"``), the
             preprocessing ``none``, ``l2`` (unit sphere, the geometry NT-Xent trains) or
             ``standardize``. The default, ``"projection/none"``, is the space the contrastive loss
-            shapes, as the network left it; over the 156 runs of ``benchmarks/sweep_defaults.py``
+            shapes, as the network left it; over the 174 runs of ``benchmarks/sweep_defaults.py``
             (validation split only) it had the best worst run and the best mean of the six.
             ``None`` restores the earlier protocol: every candidate below is fitted on the train
             split and the one with the best Hungarian accuracy on the **validation** split is
@@ -56,7 +56,7 @@ class EvalConfig:
         spaces, preprocesses: the candidates scored on the validation split (always reported,
             as ``val_hungarian_by_features``).
         method: ``"kmeans"``, ``"gmm"`` or ``"agglomerative"``. On the validation codes of the
-            sweep's 156 runs k-means had the best worst run and the best mean of the four
+            sweep's 174 runs k-means had the best worst run and the best mean of the four
             algorithms compared (``benchmarks/results/sweep_cluster_methods.md``).
         knn_k: neighbours of the kNN probe (stated with every kNN number).
         probe_C: inverse L2 strengths tried for the linear probe; the one with the best

@@ -208,8 +208,11 @@ def train_cae(
             if payload.get("trainer_state"):
                 trainer.load_state_dict(payload["trainer_state"])
             already = float(payload.get("extra", {}).get("train_seconds", 0.0))
+        epochs_before = trainer.state.epoch
         history = trainer.fit()
-        if path is not None and not checkpoint_every_epoch:
+        # The per-epoch save ran before fit() swapped in the weight average: save the final model again.
+        averaged = trainer.weight_average is not None and trainer.finished and trainer.state.epoch > epochs_before
+        if path is not None and (not checkpoint_every_epoch or averaged):
             save(trainer, {})
     for message in training_warnings(history, config, len(train)):
         warnings.warn(message, TrainingWarning, stacklevel=2)

@@ -37,6 +37,7 @@ from cae_lib.distributed import all_reduce_mean, convert_sync_batchnorm, shard, 
 from cae_lib.memory import keep_freed_memory, release_freed_memory
 from cae_lib.schedule import learning_rate
 from cae_lib.utils import pick_device, progress_bar
+from cae_lib.weight_average import WeightAverage
 
 __all__ = ["BatchSource", "ImageBatches", "Trainer", "TrainerState", "TrainingDiverged", "epoch_generator"]
 Objective = Callable[[nn.Module, Batch, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
@@ -65,7 +66,8 @@ class TrainerState:
     best_epoch: int = 0  # 1-based epoch that reached it (0: none yet)
     best_weights: dict[str, torch.Tensor] | None = None  # its weights, when the trainer keeps the best
     epochs_without_improvement: int = 0
-    stop: bool = False
+    stop: bool = False  # set by a callback (an interruption) or by early stopping
+    stopped_early: bool = False  # early stopping ended the run
 
 
 Callback = Callable[["Trainer", dict[str, float]], None]
@@ -141,6 +143,9 @@ class Trainer:
         self.validate = validate
         self.monitor, self.mode, self.keep_best = monitor, mode, keep_best
         self.state = TrainerState(best_val=math.inf if mode == "min" else -math.inf)
+        # With ``config.ema_decay`` the run ends with a moving average of its weights (validation
+        # during training still sees the current weights); ``keep_best`` takes precedence over it.
+        self.weight_average = WeightAverage(self.model, self.config.ema_decay) if self.config.ema_decay else None
         if len(train_data) < 2:
             raise ValueError("the training set needs at least 2 images")
         self.epochs = self.config.resolve_epochs(len(train_data))
@@ -210,6 +215,8 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.weight_average is not None:
+                self.weight_average.update(self.model)
             self.state.step += 1
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -272,6 +279,8 @@ class Trainer:
         outer.close()
         if self.keep_best and self.state.best_weights is not None:
             self.model.load_state_dict(self.state.best_weights)
+        elif self.weight_average is not None and self.weight_average.updates and self.finished:
+            self.weight_average.copy_to(self.model)  # not on an interruption: resuming needs the current weights
         self.model.eval()
         return self.state.history
 
@@ -290,7 +299,12 @@ class Trainer:
         self.state.epochs_without_improvement += 1
         patience = self.config.early_stopping_patience
         if patience is not None and self.state.epochs_without_improvement >= patience:
-            self.state.stop = True
+            self.state.stop = self.state.stopped_early = True
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is over: every epoch done, or stopped early (not interrupted by a callback)."""
+        return self.state.epoch >= self.epochs or self.state.stopped_early
 
     # ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -305,6 +319,7 @@ class Trainer:
             "best_epoch": self.state.best_epoch,
             "best_weights": self.state.best_weights,
             "epochs_without_improvement": self.state.epochs_without_improvement,
+            "weight_average": self.weight_average.state_dict() if self.weight_average is not None else None,
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -318,3 +333,5 @@ class Trainer:
         self.state.best_epoch = d.get("best_epoch", 0)
         self.state.best_weights = d.get("best_weights")
         self.state.epochs_without_improvement = d.get("epochs_without_improvement", 0)
+        if self.weight_average is not None and d.get("weight_average"):
+            self.weight_average.load_state_dict(d["weight_average"])

@@ -82,7 +82,7 @@ print("CAE:", where)
 #    **validation** split and printed below, so you can see how much the choice matters;
 # 3. why fixed? Picking the best candidate on the validation split for every run sounds careful,
 #    but a few hundred validation images make that pick noisy, and it changed with the seed. The
-#    fixed choice was made once, on the validation splits of 156 training runs
+#    fixed choice was made once, on the validation splits of 174 training runs
 #    (`benchmarks/results/sweep_defaults.md`); the test labels play no part in any choice;
 # 4. report on the **test** split: Hungarian accuracy, NMI, ARI, the paper's majority-vote accuracy
 #    at its K = 7 (labelled as such), the kNN and linear-probe accuracies, and the floor.

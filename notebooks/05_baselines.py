@@ -100,7 +100,10 @@ print(train, val, test, sep="\n")
 # `python -m cae_lib benchmark --dataset DATASET --seeds 3` trains every method over 3 seeds in
 # fresh processes (timing and peak memory included) and writes
 # `benchmarks/results/<dataset>_benchmark.{json,md,png}` plus the label-efficiency curve. When those
-# files are in the repository we show them here.
+# files are in the repository we show them here. A table may end with "Rows reused unchanged from
+# ...": the supervised rows do not depend on the CAE's settings, so after a change to the CAE the
+# benchmark was re-run with `--reuse`, which keeps those rows (and says from when) instead of
+# retraining them.
 
 # %%
 display(*committed_results(BENCHMARK_DIR, train.name, "benchmark"))
@@ -203,10 +206,10 @@ curves = {"CAE codes + linear probe": {}, "Same-backbone supervised": {}}
 for fraction in LABEL_FRACTIONS:
     idx = label_subset(fit.labels, fraction, seed=SEED)
     probe = linear_probe(z_fit[idx], fit.labels[idx], z_test, test.labels, seed=SEED, class_weight="balanced")
-    curves["CAE codes + linear probe"][fraction] = (probe["accuracy"], 0.0)
+    curves["CAE codes + linear probe"][fraction] = (probe["accuracy"], None)  # one run: no error bar
     few_cfg = dataclasses.replace(sb_cfg, epochs=min(200, math.ceil(full_steps / math.ceil(len(idx) / sb_cfg.batch_size))))
     sup = sb if fraction == 1.0 else run_baseline("same_backbone", fit, None, test, few_cfg, model_cfg=cfg.model, label_indices=idx, progress=False)
-    curves["Same-backbone supervised"][fraction] = (sup["accuracy"], 0.0)
+    curves["Same-backbone supervised"][fraction] = (sup["accuracy"], None)
     print(f"{fraction:>6.0%} of the labels ({len(idx):5d} images): probe {curves['CAE codes + linear probe'][fraction][0]:.3f}, "
           f"supervised {sup['accuracy']:.3f}")
 plots.label_efficiency(curves, floor=floor);

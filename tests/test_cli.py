@@ -144,10 +144,10 @@ def test_schedule_steps_and_precision_options_reach_the_config():
     from cae_lib.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["train", "--steps", "50", "--schedule", "constant", "--warmup-fraction", "0.2", "--precision", "fp32",
-                                      "--recon-views", "1"])
+                                      "--recon-views", "1", "--ema-decay", "0.95"])
     cfg = config_from_args(args)
     assert (cfg.train.steps, cfg.train.schedule, cfg.train.warmup_fraction, cfg.train.precision) == (50, "constant", 0.2, "fp32")
-    assert cfg.loss.recon_views == 1
+    assert cfg.loss.recon_views == 1 and cfg.train.ema_decay == 0.95
     defaults = config_from_args(build_parser().parse_args(["train"]))
     assert (defaults.train.schedule, defaults.train.precision, defaults.loss.temperature) == ("cosine", "auto", 0.2)
-    assert defaults.loss.recon_views == 2
+    assert defaults.loss.recon_views == 2 and defaults.train.ema_decay is None

@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
 
 from cae_lib import plots  # noqa: E402
 from cae_lib.cluster import choose_k_curves, majority_vote_curve, subgroup_report  # noqa: E402
@@ -193,6 +194,12 @@ def test_results_bar_chart():
     fig, ax = plt.subplots()
     assert plots.results_bar_chart(rows, ax=ax) is fig
     check(fig, 1)
+    # Single runs have no spread: no error bars at all (not bars of zero length) and no "± sd" title.
+    has_error_bars = lambda axes: any(isinstance(c, ErrorbarContainer) for c in axes.containers)  # noqa: E731
+    assert has_error_bars(ax)
+    single = plots.results_bar_chart([{"method": "a", "hungarian_acc": 0.7}, {"method": "b", "hungarian_acc": 0.8}])
+    assert not has_error_bars(single.axes[0]) and "±" not in single.axes[0].get_title()
+    check(single, 1)
 
 
 def test_label_efficiency():
@@ -205,6 +212,10 @@ def test_label_efficiency():
     fig, ax = plt.subplots()
     assert plots.label_efficiency(curves, ax=ax) is fig
     check(fig, 1)
+    assert all(c.has_yerr for c in ax.containers)
+    single = plots.label_efficiency({"one run": {0.01: (0.7, None), 1.0: (0.85, None)}})
+    assert not single.axes[0].containers[0].has_yerr
+    check(single, 1)
 
 
 def test_nothing_is_shown(monkeypatch):

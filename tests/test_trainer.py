@@ -13,6 +13,7 @@ from cae_lib.losses import CAEObjective, NTXentLoss
 from cae_lib.models import ContrastiveAutoencoder
 from cae_lib.schedule import learning_rate
 from cae_lib.trainer import ImageBatches, Trainer, TrainingDiverged
+from cae_lib.weight_average import WeightAverage
 
 
 def tiny_config(epochs: int = 2) -> CAEConfig:
@@ -217,3 +218,72 @@ def test_keep_best_restores_the_best_epoch_and_early_stopping_shares_it():
         assert torch.equal(v, snapshots[2][k]), k
     with pytest.raises(ValueError, match="mode"):
         make_trainer(cfg, mode="biggest")
+
+
+def test_weight_average_matches_a_numpy_oracle_step_by_step():
+    model = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = WeightAverage(model, decay=0.9)
+    expected, ws, rng = np.zeros(3), [], np.random.default_rng(0)
+    for t in range(40):
+        w = rng.normal(size=3)
+        with torch.no_grad():
+            model.weight.copy_(torch.tensor(w[None], dtype=torch.float32))
+        average.update(model)
+        ws.append(w)
+        # The rule written out independently: the plain mean while t / (t + 1) < 0.9 (t <= 8), then EMA.
+        expected = np.mean(ws, axis=0) if t < 9 else 0.9 * expected + 0.1 * w
+    assert average.current_decay() == 0.9
+    np.testing.assert_allclose(average.average["weight"].numpy()[0], expected, rtol=1e-5, atol=1e-6)
+    average.copy_to(model)
+    np.testing.assert_allclose(model.weight.detach().numpy()[0], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_weight_average_ends_the_run_and_resumes_exactly(tmp_path):
+    def cfg(epochs=4):
+        c = tiny_config(epochs)
+        c.train.ema_decay = 0.8
+        return c
+
+    plain = make_trainer(tiny_config(epochs=4))
+    plain.fit()
+    full = make_trainer(cfg())
+    full.fit()
+    # The final model is the average; the same run without it ends elsewhere.
+    assert all(torch.equal(v, full.weight_average.average[k]) for k, v in full.model.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(full.model.state_dict().values(), plain.model.state_dict().values()))
+
+    first = make_trainer(cfg(), callbacks=[stop_after(2)])
+    first.fit()  # an interruption keeps the current weights, so resuming continues from them
+    assert not first.finished and first.weight_average.updates == first.state.step
+    assert any(not torch.equal(v, first.weight_average.average[k]) for k, v in first.model.state_dict().items() if v.is_floating_point())
+    path = save_checkpoint(tmp_path / "m.pt", first.model, cfg(), first.state.history, first.state_dict())
+    model, _, payload = load_checkpoint(path)
+    resumed = Trainer(model, CAEObjective.from_config(cfg()), tiny_data(), cfg().train, progress=False)
+    resumed.load_state_dict(payload["trainer_state"])
+    resumed.fit()
+    assert resumed.finished
+    for a, b in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_ema_decay_is_checked():
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainConfig(ema_decay=1.5).validate()
+
+
+def test_a_run_with_a_weight_average_saves_the_averaged_model(tmp_path):
+    """The per-epoch checkpoint is written before the average is swapped in; the final one must hold it."""
+    from cae_lib.experiment import train_cae
+
+    cfg = CAEConfig(dataset="digits")
+    cfg.model = ModelConfig(latent_dim=8, width=4)
+    cfg.train = TrainConfig(epochs=2, batch_size=64, seed=1, device="cpu", ema_decay=0.8)
+    model, _, path = train_cae(cfg, out=tmp_path / "run", progress=False)
+    saved, _, payload = load_checkpoint(path)
+    average = payload["trainer_state"]["weight_average"]["average"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(saved.state_dict()[name], value) and torch.equal(average[name], value), name

@@ -79,6 +79,11 @@ def warmup_fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 <= v < 1, "a fraction of at least 0 and below 1")
 
 
+def ema_decay(text: str) -> float:
+    """argparse type: a weight-average decay in (0, 1)."""
+    return _number(text, float, lambda v: 0 < v < 1, "a decay between 0 and 1, both excluded (0.95 averages about the last 20 steps)")
+
+
 DATASET_HELP = ("a MedMNIST name (e.g. pneumoniamnist; list them with `datasets`), 'digits', a folder with one "
                 "sub-folder per class, or an .npz file in MedMNIST layout")
 

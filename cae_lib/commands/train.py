@@ -21,6 +21,7 @@ from cae_lib.commands.options import (
     add_data_args,
     add_progress_arg,
     batch_size,
+    ema_decay,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -69,6 +70,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-fraction", type=warmup_fraction, default=d.train.warmup_fraction,
                    help="share of the steps spent warming up (cosine schedule)")
     p.add_argument("--grad-clip", type=positive_float, default=d.train.grad_clip, help="clip the gradient norm to this value")
+    p.add_argument("--ema-decay", type=ema_decay, default=d.train.ema_decay,
+                   help="end with a moving average of the weights over about 1/(1-decay) recent steps (default: off, the last step's weights)")
     p.add_argument("--seed", type=non_negative_int, default=d.train.seed, help="seed of the weights, the shuffling and the augmentation")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only; same as --precision fp16)")
@@ -98,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> CAEConfig:
     cfg.train.schedule = getattr(args, "schedule", cfg.train.schedule)
     cfg.train.warmup_fraction = getattr(args, "warmup_fraction", cfg.train.warmup_fraction)
     cfg.train.grad_clip = getattr(args, "grad_clip", cfg.train.grad_clip)
+    cfg.train.ema_decay = getattr(args, "ema_decay", cfg.train.ema_decay)
     cfg.train.seed, cfg.train.device, cfg.train.amp = args.seed, args.device, args.amp
     cfg.train.precision = getattr(args, "precision", cfg.train.precision)
     cfg.train.channels_last = not getattr(args, "no_channels_last", False)

@@ -71,8 +71,9 @@ def results_bar_chart(
     fig, ax = new_ax(ax, (1.5 + 0.9 * (len(table_rows) + len(references or {})), 4))
     names = [str(r["method"]) for r in table_rows]
     means = [float(r.get(f"{metric}_mean", r.get(metric, np.nan))) for r in table_rows]
-    errs = [float(r.get(f"{metric}_{error}", 0.0) or 0.0) for r in table_rows]
-    ax.bar(range(len(names)), means, yerr=errs, capsize=4, color="C0", alpha=0.8)
+    errs = [float(r[f"{metric}_{error}"]) if r.get(f"{metric}_{error}") is not None else np.nan for r in table_rows]
+    has_errors = not all(np.isnan(errs))
+    ax.bar(range(len(names)), means, yerr=errs if has_errors else None, capsize=4, color="C0", alpha=0.8)
     for i, m in enumerate(means):
         ax.annotate(f"{m:.3f}", (i, m), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8)
     labels = list(names)
@@ -86,8 +87,10 @@ def results_bar_chart(
     if floor is not None:
         ax.axhline(floor, ls="--", color="gray", label=f"majority-class floor {floor:.3f}")
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    tops = [m + e for m, e in zip(means, np.nan_to_num(errs))] + list((references or {}).values())
+    ax.set_ylim(0, 1.1 * max([t for t in tops if np.isfinite(t)], default=1.0))  # room for the value labels under the title
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} (mean ± {error})")
+    ax.set_title(f"{metric} (mean ± {error})" if has_errors else metric)
     if floor is not None or references:
         ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -103,15 +106,16 @@ def label_efficiency(
 
     Args:
         curves: ``{method: {fraction: (mean, sd)}}``,
-            e.g. ``{"CAE probe": {0.01: (0.80, 0.02), 1.0: (0.86, 0.01)}}``.
+            e.g. ``{"CAE probe": {0.01: (0.80, 0.02), 1.0: (0.86, 0.01)}}``; an sd of ``None``
+            (a single run) draws the point without an error bar.
         floor: optional majority-class floor, drawn dashed.
     """
     fig, ax = new_ax(ax, (6, 4))
     for method, points in curves.items():
         fracs = sorted(points)
         mean = [points[f][0] for f in fracs]
-        sd = [points[f][1] for f in fracs]
-        ax.errorbar(fracs, mean, yerr=sd, marker="o", capsize=3, label=method)
+        sd = [np.nan if points[f][1] is None else points[f][1] for f in fracs]
+        ax.errorbar(fracs, mean, yerr=None if all(np.isnan(sd)) else sd, marker="o", capsize=3, label=method)
     if floor is not None:
         ax.axhline(floor, ls="--", color="gray", label=f"majority-class floor {floor:.3f}")
     ax.set_xscale("log")
