@@ -15,7 +15,7 @@ import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from cae_lib.config import CAEConfig
@@ -31,7 +31,8 @@ from cae_lib.utils import peak_memory_mb, seed_everything
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The command-line option of a config field, where it is not ``--`` + the field name with dashes.
-CLI_OPTIONS = {"augment.strength": "--augment-strength", "model.variant": "--variant", "train.precision": "--precision"}
+CLI_OPTIONS = {"augment.strength": "--augment-strength", "model.variant": "--variant", "train.precision": "--precision",
+               "train.channels_last": "--no-channels-last", "train.sync_batchnorm": "--no-sync-batchnorm"}
 
 
 class TrainingWarning(UserWarning):
@@ -112,25 +113,32 @@ def training_warnings(history: list[dict[str, float]], config: CAEConfig, n_trai
     ]
 
 
-def config_differences(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] = ("train.device", "train.world_size")) -> list[str]:
-    """``["train.lr (--lr): 0.003 in the checkpoint, 0.01 now", ...]``: every setting that differs."""
+def cli_option(key: str) -> str:
+    """The ``train`` option that sets the config key ``key`` (``"train.lr"`` -> ``"--lr"``)."""
+    return CLI_OPTIONS.get(key, "--" + key.split(".")[-1].replace("_", "-"))
 
-    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
 
-    a, b = flat(old.to_dict()), flat(new.to_dict())
+def config_differences(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] = ("train.device", "train.world_size"),
+                       keys: Sequence[str] | None = None) -> list[str]:
+    """``["train.lr (--lr): 0.003 in the checkpoint, 0.01 now", ...]``: every setting that differs (of ``keys``, if given)."""
+    a, b = _flat(old.to_dict()), _flat(new.to_dict())
+    return [f"{key} ({cli_option(key)}): {a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
+            for key in differing_settings(old, new, ignore) if keys is None or key in keys]
+
+
+def differing_settings(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] = ("train.device", "train.world_size")) -> list[str]:
+    """The dotted config keys (``"train.lr"``, ...) whose values differ between ``old`` and ``new``."""
+    a, b = _flat(old.to_dict()), _flat(new.to_dict())
     if "auto" in (a.get("train.precision"), b.get("train.precision")):
         ignore = (*ignore, "train.precision")  # "auto" matches what it resolved to (see same_settings)
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        if key in ignore or a.get(key) == b.get(key):
-            continue
-        option = CLI_OPTIONS.get(key, "--" + key.split(".")[-1].replace("_", "-"))
-        diffs.append(f"{key} ({option}): {a.get(key)!r} in the checkpoint, {b.get(key)!r} now")
-    return diffs
+    return [key for key in sorted(set(a) | set(b)) if key not in ignore and a.get(key) != b.get(key)]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def train_cae(

@@ -222,7 +222,8 @@ def test_ctrl_c_prints_where_the_checkpoint_is_and_how_to_resume(monkeypatch, ca
     assert "the last checkpoint is run/model.pt (1 of 3 epochs done)" in err and err.strip().endswith("--out run --resume")
     command = shlex.split(err.split("continue with: ")[1])
     assert command[:3] == ["python", "-m", "cae_lib"]
-    assert run_cli(capsys, *command[3:])[0] == 0
+    code, out, _ = run_cli(capsys, *command[3:])
+    assert code == 0 and "resumed after epoch 1: trained CAE on digits for 3 epochs" in out
     assert json.loads(Path("run/model.json").read_text())["extra"]["epochs_done"] == 3
 
 
@@ -310,3 +311,18 @@ def test_prior_sampler_warnings_come_in_the_cli_voice(base_run, capsys):
     assert code == 0 and "warning: PriorSampler with a plain AE" in err
     assert "UserWarning" not in err and ".py:" not in err
     assert "which say little for samples off the data" in out
+
+
+def test_resume_continues_with_the_settings_saved_in_the_run(base_run, tmp_path, capsys):
+    """Case: `train --out RUN --resume` refused to continue unless every original option was typed again."""
+    run = _copy(base_run, tmp_path / "again")
+    code, out, err = run_cli(capsys, "train", "--out", run, "--resume", "--no-progress")  # no --dataset digits, no SMALL
+    assert code == 0, err
+    assert "nothing to resume" in out and "on digits" in out
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--width", "4", "--no-progress")  # typed, and agrees
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--width", "8", "--epochs=1")
+    assert code == 2 and "model.width (--width): 4 in the checkpoint, 8 now" in err and "leave those options out" in err
+    assert "--epochs" not in err  # typed, but it agrees with the checkpoint
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--preset", "ae", *SMALL)  # a preset sets many settings
+    assert code == 2 and "loss.contrastive_weight (--contrastive-weight): 1.0 in the checkpoint, 0.0 now" in err

@@ -30,9 +30,10 @@ from cae_lib.commands.options import (
     warmup_fraction,
 )
 from cae_lib.commands.outputs import warn
+from cae_lib.checkpoint import CheckpointError
 from cae_lib.config import PRECISIONS, SCHEDULES, CAEConfig, preset
 from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
-from cae_lib.experiment import TrainingWarning, train_cae
+from cae_lib.experiment import TrainingWarning, cli_option, config_differences, differing_settings, train_cae
 from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
 from cae_lib.trainer import TrainingDiverged
 from cae_lib.utils import pick_device
@@ -114,7 +115,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("--out", default=None,
                    help="run folder for model.pt and model.json (default: a new folder runs/<dataset>-<preset>-<date-time>)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out, with the same settings")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out with the settings saved there (options you type must agree with them)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (refused without it)")
     add_progress_arg(p)
 
@@ -133,6 +135,39 @@ def resume_command(argv: list[str], out: Path) -> str:
             continue
         kept.append(arg)
     return "python -m cae_lib " + shlex.join(kept + ["--out", str(out), "--resume"])
+
+
+#: Options that say how and where to run, not what to train: --resume does not compare them with the checkpoint.
+RUN_OPTIONS = ("--out", "--resume", "--overwrite", "--no-progress", "--data-dir", "--device")
+
+
+def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> CAEConfig:
+    """The config that ``--resume`` continues with: the one saved in ``out/model.json``.
+
+    A setting whose option was typed on the command line must agree with the checkpoint (a
+    :class:`CheckpointError` names every one that does not); the others come from the checkpoint,
+    so ``train --out RUN --resume`` is enough. A typed ``--preset`` sets many settings at once, so
+    with it every setting must agree. Where the checkpoint cannot be read, ``typed`` is returned
+    and :func:`~cae_lib.experiment.train_cae` reports the problem.
+    """
+    try:
+        stored = CAEConfig.from_dict(json.loads((out / "model.json").read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return typed
+    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")} - set(RUN_OPTIONS)
+    # A typed --dataset is compared by train_cae once the data are loaded ("pneumonia" is "pneumoniamnist", a
+    # relative path the absolute one it stands for); the checkpoint's data are checked there as well.
+    keys = [k for k in differing_settings(stored, typed, ignore=("train.device", "train.world_size", "dataset"))
+            if "--preset" in given or cli_option(k) in given]
+    if keys:
+        raise CheckpointError(
+            f"cannot resume {out / 'model.pt'}: it was trained with other settings. " + "; ".join(config_differences(stored, typed, keys=keys))
+            + ". --resume continues with the checkpoint's settings: leave those options out, or start a new run in another folder."
+        )
+    stored.train.device = typed.train.device  # where to run is this machine's choice
+    if "--dataset" in given:
+        stored.dataset = typed.dataset
+    return stored
 
 
 def _run_is_complete(out: Path) -> bool:
@@ -155,6 +190,14 @@ def _saved_epochs(out: Path) -> str | None:
     return f"{extra.get('epochs_done', '?')} of {extra.get('epochs_total', '?')} epochs done"
 
 
+def _epochs_done(out: Path) -> int:
+    """Epochs the checkpoint in ``out`` has done (0 when there is none or it does not say)."""
+    try:
+        return int(json.loads((out / "model.json").read_text()).get("extra", {}).get("epochs_done") or 0)
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
 def check_precision(args: argparse.Namespace) -> None:
     """fp16 needs CUDA: refuse it elsewhere instead of silently training in fp32."""
     fp16 = args.amp or args.precision == "fp16"
@@ -172,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir(args.dataset, args.preset)
     check_run_dir(out, resume=args.resume, overwrite=args.overwrite)  # on every rank, before any work
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    if args.resume:
+        cfg = settings_to_resume(cfg, out, argv)
     finished_before = bool(args.resume) and _run_is_complete(out)  # --resume on a finished run trains nothing
+    done_before = _epochs_done(out) if args.resume else 0
     device = init_from_env()
     main_process = True
     try:
@@ -208,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"nothing to resume: the run in {out} had already finished ({len(history)} of {len(history)} epochs), so nothing was trained. "
               f"It trained {cfg.model_name} on {cfg.dataset} in {seconds:.1f} s ({terms})")
     else:
-        print(f"trained {cfg.model_name} on {cfg.dataset} for {len(history)} {'epoch' if len(history) == 1 else 'epochs'} in {seconds:.1f} s ({terms})")
+        resumed = f"resumed after epoch {done_before}: " if done_before else ""
+        print(f"{resumed}trained {cfg.model_name} on {cfg.dataset} for {len(history)} {'epoch' if len(history) == 1 else 'epochs'} "
+              f"in {seconds:.1f} s ({terms})")
     for w in caught:
         if issubclass(w.category, TrainingWarning):
             warn(str(w.message))
