@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.HELP, description=command.HELP[0].upper() + command.HELP[1:] + ("" if command.HELP.endswith(("?", ".", "!")) else "."),
-                           formatter_class=HelpFormatter)
+                           formatter_class=HelpFormatter, allow_abbrev=False)  # "--ema" must not pass for "--ema-decay" unseen
         command.add_arguments(p)
         p.set_defaults(func=command.run)
     return parser

@@ -90,9 +90,25 @@ def check_train_settings(config: CAEConfig, n_train: int) -> None:
 def training_warnings(history: list[dict[str, float]], config: CAEConfig, n_train: int) -> list[str]:
     """Plain-language warnings about a finished run; empty when nothing looks wrong.
 
-    The one check today: a contrastive model whose NT-Xent loss ended within 2 % of chance,
-    log(2N - 1) for a batch of N images, learned nothing about which views belong together.
+    Two checks: a contrastive model whose NT-Xent loss ended within 2 % of chance, log(2N - 1)
+    for a batch of N images, learned nothing about which views belong together; and a weight
+    average (``ema_decay``) that spans more steps than the run took is close to the plain mean of
+    every step's weights, the random start's included.
     """
+    return _average_warnings(history, config, n_train) + _chance_warnings(history, config, n_train)
+
+
+def _average_warnings(history: list[dict[str, float]], config: CAEConfig, n_train: int) -> list[str]:
+    decay = config.train.ema_decay
+    steps = len(history) * max(1, n_train // config.train.batch_size)  # about: full batches per epoch
+    if not history or not decay or 1 / (1 - decay) <= steps:
+        return []
+    advice = f" For {steps} steps, --ema-decay {1 - 8 / steps:.3g} averages about the last eighth." if steps >= 16 else ""
+    return [f"--ema-decay {decay:g} averages about {1 / (1 - decay):.0f} steps, more than this run's {steps} or so: the saved model "
+            f"is close to the plain mean of every step's weights, the first ones included.{advice}"]
+
+
+def _chance_warnings(history: list[dict[str, float]], config: CAEConfig, n_train: int) -> list[str]:
     if not history or config.loss.contrastive_weight <= 0 or "contrastive" not in history[-1]:
         return []
     n = max(2, min(config.train.batch_size, n_train))
@@ -192,6 +208,7 @@ def train_cae(
                 "peak_memory_mb": round(peak_memory_mb(), 1),
                 "epochs_done": trainer.state.epoch,
                 "epochs_total": trainer.epochs,
+                "stopped_early": trainer.state.stopped_early,
                 "warnings": training_warnings(trainer.state.history, config, len(train)),
             }
             save_checkpoint(path, trainer.model, config, trainer.state.history, trainer.state_dict(), extra, data=provenance)

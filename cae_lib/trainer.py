@@ -319,6 +319,7 @@ class Trainer:
             "best_epoch": self.state.best_epoch,
             "best_weights": self.state.best_weights,
             "epochs_without_improvement": self.state.epochs_without_improvement,
+            "stopped_early": self.state.stopped_early,
             "weight_average": self.weight_average.state_dict() if self.weight_average is not None else None,
         }
 
@@ -333,5 +334,6 @@ class Trainer:
         self.state.best_epoch = d.get("best_epoch", 0)
         self.state.best_weights = d.get("best_weights")
         self.state.epochs_without_improvement = d.get("epochs_without_improvement", 0)
+        self.state.stopped_early = self.state.stop = bool(d.get("stopped_early", False))  # a run that stopped early is over
         if self.weight_average is not None and d.get("weight_average"):
             self.weight_average.load_state_dict(d["weight_average"])

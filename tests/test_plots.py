@@ -200,6 +200,14 @@ def test_results_bar_chart():
     single = plots.results_bar_chart([{"method": "a", "hungarian_acc": 0.7}, {"method": "b", "hungarian_acc": 0.8}])
     assert not has_error_bars(single.axes[0]) and "±" not in single.axes[0].get_title()
     check(single, 1)
+    # The axis keeps the floor in view above low bars, and shows negative values (ARI can be below 0).
+    low = plots.results_bar_chart([{"method": "a", "accuracy": 0.5}], metric="accuracy", floor=0.731)
+    assert low.axes[0].get_ylim()[1] > 0.731
+    check(low, 1)
+    negative = plots.results_bar_chart([{"method": "a", "ari_mean": -0.05, "ari_sd": 0.01}, {"method": "b", "ari_mean": 0.3}], metric="ari")
+    bottom, top = negative.axes[0].get_ylim()
+    assert bottom < -0.06 and top > 0.3
+    check(negative, 1)
 
 
 def test_label_efficiency():

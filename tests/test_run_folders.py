@@ -223,7 +223,7 @@ def test_ctrl_c_prints_where_the_checkpoint_is_and_how_to_resume(monkeypatch, ca
     command = shlex.split(err.split("continue with: ")[1])
     assert command[:3] == ["python", "-m", "cae_lib"]
     code, out, _ = run_cli(capsys, *command[3:])
-    assert code == 0 and "resumed after epoch 1: trained CAE on digits for 3 epochs" in out
+    assert code == 0 and "resumed after epoch 1: trained CAE on digits for 2 more epochs (3 in all)" in out
     assert json.loads(Path("run/model.json").read_text())["extra"]["epochs_done"] == 3
 
 
@@ -326,3 +326,27 @@ def test_resume_continues_with_the_settings_saved_in_the_run(base_run, tmp_path,
     assert "--epochs" not in err  # typed, but it agrees with the checkpoint
     code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--preset", "ae", *SMALL)  # a preset sets many settings
     assert code == 2 and "loss.contrastive_weight (--contrastive-weight): 1.0 in the checkpoint, 0.0 now" in err
+
+
+def test_resume_refuses_what_it_cannot_honour_and_names_the_fix(base_run, tmp_path, capsys):
+    """Cases from a review of --resume: abbreviated options slipped past the comparison, a typed --preset blamed options
+    nobody typed, another --dataset was loaded before being refused, a broken model.json hid the settings in model.pt,
+    and --resume without --out pointed at a fresh folder."""
+    run = _copy(base_run, tmp_path / "r")
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--wid", "8")  # refused, not expanded to --width unseen
+    assert code == 2 and "unrecognized arguments: --wid" in err
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--preset", "cae")
+    assert code == 2 and "leave --preset out (it resets every setting to the preset's)" in err
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--dataset", "breastmnist")  # no MedMNIST files here
+    assert code == 2 and "dataset (--dataset): 'digits' in the checkpoint, 'breastmnist' now" in err and "leave those options out" in err
+    (run / "model.json").write_text('{"conf')
+    code, out, err = run_cli(capsys, "train", "--out", run, "--resume", "--no-progress")
+    assert code == 0 and "nothing to resume" in out and "on digits" in out, err
+    code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--resume")
+    assert code == 2 and "--resume needs --out" in err
+
+
+def test_a_weight_averaged_run_says_what_it_saved(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "train", "--dataset", "digits", "--out", tmp_path / "ema", "--ema-decay", "0.999", *SMALL)
+    assert code == 0 and "the saved model is the moving average of the weights (--ema-decay 0.999)" in out
+    assert "averages about 1000 steps, more than this run's" in err

@@ -287,3 +287,21 @@ def test_a_run_with_a_weight_average_saves_the_averaged_model(tmp_path):
     average = payload["trainer_state"]["weight_average"]["average"]
     for name, value in model.state_dict().items():
         assert torch.equal(saved.state_dict()[name], value) and torch.equal(average[name], value), name
+
+
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
+    """Early stopping ends the run: resuming its checkpoint must not train on (it used to, up to the epoch budget)."""
+    cfg = tiny_config(epochs=6)
+    cfg.train.early_stopping_patience = 1
+    cfg.train.ema_decay = 0.8
+    flat = lambda model: {"val_metric": 0.5}  # noqa: E731  never improves after the first epoch
+    first = make_trainer(cfg, validate=flat, monitor="val_metric", mode="max")
+    first.fit()
+    assert len(first.state.history) == 2 and first.state.stopped_early and first.finished
+    path = save_checkpoint(tmp_path / "m.pt", first.model, cfg, first.state.history, first.state_dict())
+    model, _, payload = load_checkpoint(path)
+    resumed = Trainer(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, progress=False, validate=flat, monitor="val_metric", mode="max")
+    resumed.load_state_dict(payload["trainer_state"])
+    assert len(resumed.fit()) == 2 and resumed.state.step == first.state.step
+    for a, b in zip(resumed.model.state_dict().values(), first.model.state_dict().values()):
+        assert torch.equal(a, b)  # the averaged weights, not averaged a second time

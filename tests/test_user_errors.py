@@ -304,6 +304,9 @@ def test_benchmark_passes_on_the_warning_that_a_run_learned_nothing(tmp_path, mo
     import cae_lib.comparison as comparison
 
     monkeypatch.setattr(comparison, "training_warnings", lambda history, cfg, n: [f"marker after {len(history)} epoch(s)"])
+    charted = []
+    real_chart = benchmark_command.plots.results_bar_chart
+    monkeypatch.setattr(benchmark_command.plots, "results_bar_chart", lambda rows, **kw: charted.append(rows) or real_chart(rows, **kw))
     monkeypatch.setattr(benchmark_command, "run_one_isolated",  # in this process, so the patch above applies
                         lambda method, dataset, seed, data_dir, epochs, size=28: comparison.run_one(method, dataset, seed, data_dir, epochs, size=size))
     code, out, err = run_cli(capsys, "benchmark", "--dataset", "digits", "--methods", "raw_kmeans", "cae", "--seeds", "1",
@@ -315,6 +318,7 @@ def test_benchmark_passes_on_the_warning_that_a_run_learned_nothing(tmp_path, mo
     assert [r.get("warnings") for r in runs] == [None, ["marker after 1 epoch(s)"]]
     table = (tmp_path / "bench" / "digits_benchmark.md").read_text()
     assert "one seed (--seeds 3 gives mean ± sd)" in table and "±" not in table.split("Majority-class floor")[1]  # no spread of one value
+    assert charted and all(r["accuracy_sd"] is None for r in charted[0])  # and no error bars of zero length in the chart
 
 
 def test_temperature_is_checked_where_it_is_typed_and_a_hot_one_is_named_at_chance():

@@ -136,7 +136,8 @@ def run_augment_benchmark(
               "seeds": seeds, "majority_floor": floor, "summary": summary, "conclusion": verdict, "runs": runs}
     write_json(out / f"{name}_augment.json", result)
     write_text(out / f"{name}_augment.md", f"# Augmentation utility: {name}\n\n{table}\n\n**Conclusion.** {verdict}\n")
-    curves = {ARMS[a]: {f: (summary[a][str(f)]["accuracy_mean"], summary[a][str(f)]["accuracy_sd"]) for f in fractions} for a in ARMS}
+    curves = {ARMS[a]: {f: (summary[a][str(f)]["accuracy_mean"], summary[a][str(f)]["accuracy_sd"] if seeds > 1 else None) for f in fractions}
+              for a in ARMS}
     fig = plots.label_efficiency(curves, floor=floor)
     fig.axes[0].set_title(f"{name}: same-backbone classifier with few labels (test split)")
     fig.savefig(out / f"{name}_augment.png", dpi=110, bbox_inches="tight")

@@ -143,13 +143,15 @@ def run_benchmark(
             lines.append(f"| {f:.0%} | " + " | ".join(f"{c[f][0]:.3f}" + (f" ± {c[f][1]:.3f}" if seeds > 1 else "") for c in curves.values()) + " |")
         table += "\n" + "\n".join(lines)
         out.mkdir(parents=True, exist_ok=True)
-        fig = plots.label_efficiency(curves, floor=floor)
+        one_run = {k: {f: (m, None) for f, (m, _) in c.items()} for k, c in curves.items()}  # one seed: no error bars
+        fig = plots.label_efficiency(curves if seeds > 1 else one_run, floor=floor)
         fig.savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
     write_json(out / f"{name}_benchmark.json", result)
     partial.unlink(missing_ok=True)
     write_text(out / f"{name}_benchmark.md", f"# Benchmark: {name}\n\nMachine: {meta['machine']}; accelerator: {meta['accelerator']}; date {meta['date']}.\n\n{table}\n")
-    fig = plots.results_bar_chart(headline_rows(rows), metric="accuracy", floor=floor, references=meta["references"])
+    bars = headline_rows(rows) if seeds > 1 else [{**r, "accuracy_sd": None} for r in headline_rows(rows)]
+    fig = plots.results_bar_chart(bars, metric="accuracy", floor=floor, references=meta["references"])
     fig.axes[0].set_title(f"{name}: test accuracy (unsupervised: Hungarian-matched k-means; supervised: classifier)")
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{name}_benchmark.png", dpi=110, bbox_inches="tight")

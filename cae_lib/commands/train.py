@@ -30,8 +30,9 @@ from cae_lib.commands.options import (
     warmup_fraction,
 )
 from cae_lib.commands.outputs import warn
-from cae_lib.checkpoint import CheckpointError
+from cae_lib.checkpoint import CheckpointError, read_checkpoint
 from cae_lib.config import PRECISIONS, SCHEDULES, CAEConfig, preset
+from cae_lib.data.provenance import looks_like_path, normalize_reference
 from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
 from cae_lib.experiment import TrainingWarning, cli_option, config_differences, differing_settings, train_cae
 from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
@@ -141,43 +142,46 @@ def resume_command(argv: list[str], out: Path) -> str:
 RUN_OPTIONS = ("--out", "--resume", "--overwrite", "--no-progress", "--data-dir", "--device")
 
 
-def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> CAEConfig:
-    """The config that ``--resume`` continues with: the one saved in ``out/model.json``.
+def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CAEConfig, dict]:
+    """The config that ``--resume`` continues with, the one saved in ``out/model.pt``, and that checkpoint's ``extra``.
 
     A setting whose option was typed on the command line must agree with the checkpoint (a
     :class:`CheckpointError` names every one that does not); the others come from the checkpoint,
-    so ``train --out RUN --resume`` is enough. A typed ``--preset`` sets many settings at once, so
-    with it every setting must agree. Where the checkpoint cannot be read, ``typed`` is returned
-    and :func:`~cae_lib.experiment.train_cae` reports the problem.
+    so ``train --out RUN --resume`` is enough. ``--preset`` resets every setting to the preset's,
+    so it is refused unless they all agree.
+
+    Raises:
+        CheckpointError: ``out/model.pt`` is unreadable, or a typed setting differs from it.
     """
-    try:
-        stored = CAEConfig.from_dict(json.loads((out / "model.json").read_text())["config"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return typed
+    payload = read_checkpoint(out / "model.pt")
+    stored = CAEConfig.from_dict(payload["config"])
     given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")} - set(RUN_OPTIONS)
-    # A typed --dataset is compared by train_cae once the data are loaded ("pneumonia" is "pneumoniamnist", a
-    # relative path the absolute one it stands for); the checkpoint's data are checked there as well.
-    keys = [k for k in differing_settings(stored, typed, ignore=("train.device", "train.world_size", "dataset"))
-            if "--preset" in given or cli_option(k) in given]
+    if "--dataset" in given:
+        # Registry names are compared here ("pneumonia" is "pneumoniamnist"); a path is compared by train_cae
+        # once the data are loaded, with the data's own fingerprint.
+        if not looks_like_path(typed.dataset) and not looks_like_path(stored.dataset):
+            typed.dataset = normalize_reference(typed.dataset)
+        else:
+            given.discard("--dataset")
+            stored.dataset = typed.dataset
+    differing = differing_settings(stored, typed)
+    keys = [k for k in differing if cli_option(k) in given]
+    fix = "leave those options out"
+    if "--preset" in given and differing:
+        keys, fix = differing, "leave --preset out (it resets every setting to the preset's)"
     if keys:
         raise CheckpointError(
             f"cannot resume {out / 'model.pt'}: it was trained with other settings. " + "; ".join(config_differences(stored, typed, keys=keys))
-            + ". --resume continues with the checkpoint's settings: leave those options out, or start a new run in another folder."
+            + f". --resume continues with the checkpoint's settings: {fix}, or start a new run in another folder."
         )
     stored.train.device = typed.train.device  # where to run is this machine's choice
-    if "--dataset" in given:
-        stored.dataset = typed.dataset
-    return stored
+    return stored, dict(payload.get("extra") or {})
 
 
-def _run_is_complete(out: Path) -> bool:
-    """Whether ``out`` holds a checkpoint whose every epoch is done (what ``--resume`` would find)."""
-    try:
-        extra = json.loads((out / "model.json").read_text()).get("extra", {})
-    except (OSError, ValueError):
-        return False
+def _is_complete(extra: dict) -> bool:
+    """Whether a checkpoint's ``extra`` says its run is over: every epoch done, or stopped early."""
     done, total = extra.get("epochs_done"), extra.get("epochs_total")
-    return (out / "model.pt").is_file() and done is not None and total is not None and done >= total
+    return bool(extra.get("stopped_early")) or (done is not None and total is not None and done >= total)
 
 
 def _saved_epochs(out: Path) -> str | None:
@@ -188,14 +192,6 @@ def _saved_epochs(out: Path) -> str | None:
     if not (out / "model.pt").is_file():
         return None
     return f"{extra.get('epochs_done', '?')} of {extra.get('epochs_total', '?')} epochs done"
-
-
-def _epochs_done(out: Path) -> int:
-    """Epochs the checkpoint in ``out`` has done (0 when there is none or it does not say)."""
-    try:
-        return int(json.loads((out / "model.json").read_text()).get("extra", {}).get("epochs_done") or 0)
-    except (OSError, ValueError, TypeError):
-        return 0
 
 
 def check_precision(args: argparse.Namespace) -> None:
@@ -212,13 +208,16 @@ def run(args: argparse.Namespace) -> int:
     """Train; under ``torchrun`` every process runs this, joined in one DDP group (see cae_lib.distributed)."""
     cfg = config_from_args(args)
     check_precision(args)
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out, the folder of the run to continue (each run without --out gets a new folder)")
     out = Path(args.out) if args.out else default_run_dir(args.dataset, args.preset)
     check_run_dir(out, resume=args.resume, overwrite=args.overwrite)  # on every rank, before any work
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    extra_before: dict = {}
     if args.resume:
-        cfg = settings_to_resume(cfg, out, argv)
-    finished_before = bool(args.resume) and _run_is_complete(out)  # --resume on a finished run trains nothing
-    done_before = _epochs_done(out) if args.resume else 0
+        cfg, extra_before = settings_to_resume(cfg, out, argv)
+    finished_before = bool(args.resume) and _is_complete(extra_before)  # --resume on a finished run trains nothing
+    done_before = int(extra_before.get("epochs_done") or 0)
     device = init_from_env()
     main_process = True
     try:
@@ -253,10 +252,15 @@ def run(args: argparse.Namespace) -> int:
     if finished_before:
         print(f"nothing to resume: the run in {out} had already finished ({len(history)} of {len(history)} epochs), so nothing was trained. "
               f"It trained {cfg.model_name} on {cfg.dataset} in {seconds:.1f} s ({terms})")
+    elif done_before:
+        more = len(history) - done_before
+        print(f"resumed after epoch {done_before}: trained {cfg.model_name} on {cfg.dataset} for {more} more {'epoch' if more == 1 else 'epochs'} "
+              f"({len(history)} in all) in {sum(h.get('seconds', 0.0) for h in history[done_before:]):.1f} s ({terms})")
     else:
-        resumed = f"resumed after epoch {done_before}: " if done_before else ""
-        print(f"{resumed}trained {cfg.model_name} on {cfg.dataset} for {len(history)} {'epoch' if len(history) == 1 else 'epochs'} "
-              f"in {seconds:.1f} s ({terms})")
+        print(f"trained {cfg.model_name} on {cfg.dataset} for {len(history)} {'epoch' if len(history) == 1 else 'epochs'} in {seconds:.1f} s ({terms})")
+    if cfg.train.ema_decay:
+        print(f"the saved model is the moving average of the weights (--ema-decay {cfg.train.ema_decay:g}); the losses above describe "
+              "the last step's weights")
     for w in caught:
         if issubclass(w.category, TrainingWarning):
             warn(str(w.message))

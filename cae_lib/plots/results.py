@@ -87,8 +87,12 @@ def results_bar_chart(
     if floor is not None:
         ax.axhline(floor, ls="--", color="gray", label=f"majority-class floor {floor:.3f}")
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    tops = [m + e for m, e in zip(means, np.nan_to_num(errs))] + list((references or {}).values())
-    ax.set_ylim(0, 1.1 * max([t for t in tops if np.isfinite(t)], default=1.0))  # room for the value labels under the title
+    spread = np.nan_to_num(errs)
+    ends = [m + e for m, e in zip(means, spread)] + [m - e for m, e in zip(means, spread)] + list((references or {}).values())
+    ends = [v for v in ends + ([floor] if floor is not None else []) if np.isfinite(v)]
+    low, high = min([0.0, *ends]), max([0.0, *ends])
+    pad = 0.1 * (high - low) or 0.1  # room for the value labels under the title
+    ax.set_ylim(low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} (mean ± {error})" if has_errors else metric)
     if floor is not None or references:
@@ -123,5 +127,6 @@ def label_efficiency(
     ax.set_xticks(all_fracs, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in all_fracs])
     ax.minorticks_off()
     ax.set(xlabel="fraction of training labels", ylabel=ylabel, title="Label efficiency")
-    ax.legend(fontsize=8)
+    if curves or floor is not None:
+        ax.legend(fontsize=8)
     return fig
