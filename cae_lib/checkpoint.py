@@ -94,6 +94,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def checkpoint_notes(path: str | Path, payload: dict[str, Any]) -> list[str]:
+    """What a user of the checkpoint at ``path`` should know: the warnings of its training, and
+    whether that training was interrupted before its last epoch (its weights are then an early
+    stage of the run, not a weight average even if one was asked for)."""
+    extra = payload.get("extra") or {}
+    notes = [f"when this checkpoint was trained, {message}" for message in extra.get("warnings", [])]
+    done, total = extra.get("epochs_done"), extra.get("epochs_total")
+    if done is not None and total is not None and done < total and not extra.get("stopped_early"):
+        notes.append(f"this checkpoint is from an unfinished run ({done} of {total} epochs done); finish it with "
+                     f"python -m cae_lib train --out {Path(path).parent} --resume")
+    return notes
+
+
 def load_checkpoint(
     path: str | Path,
     expected_dataset: str | None = None,

@@ -221,7 +221,9 @@ def test_ctrl_c_prints_where_the_checkpoint_is_and_how_to_resume(monkeypatch, ca
     assert code == 130 and len(err.strip().splitlines()) == 1
     assert "the last checkpoint is run/model.pt (1 of 3 epochs done)" in err and err.strip().endswith("--out run --resume")
     command = shlex.split(err.split("continue with: ")[1])
-    assert command[:3] == ["python", "-m", "cae_lib"]
+    assert command == ["python", "-m", "cae_lib", "train", "--no-progress", "--out", "run", "--resume"]  # the settings are in the run
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", "run")  # an unfinished checkpoint says so where it is used
+    assert code == 0 and "unfinished run (1 of 3 epochs done); finish it with python -m cae_lib train --out run --resume" in err
     code, out, _ = run_cli(capsys, *command[3:])
     assert code == 0 and "resumed after epoch 1: trained CAE on digits for 2 more epochs (3 in all)" in out
     assert json.loads(Path("run/model.json").read_text())["extra"]["epochs_done"] == 3

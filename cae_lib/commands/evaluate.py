@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from cae_lib.checkpoint import CheckpointError, check_data_matches, checkpoint_dataset, load_checkpoint, resolve_checkpoint_path
+from cae_lib.checkpoint import CheckpointError, check_data_matches, checkpoint_dataset, checkpoint_notes, load_checkpoint, resolve_checkpoint_path
 from cae_lib.commands.options import CHECKPOINT_DATA_HELP, add_data_args, add_overwrite_arg, non_negative_int
 from cae_lib.commands.outputs import check_output_file, step, warn
 from cae_lib.config import IMAGE_SIZES
@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     empty = [name for name, split in splits.items() if len(split) == 0]
     if empty:
         raise ValueError(f"the {' and '.join(empty)} split of {dataset} is empty; evaluation needs images in train, val and test")
-    for message in payload.get("extra", {}).get("warnings", []):
-        warn(f"when this checkpoint was trained, {message}")
+    for message in checkpoint_notes(path, payload):
+        warn(message)
     n = sum(len(d) for d in splits.values())
     has_projection = cfg.loss.contrastive_weight > 0
     features = EvalConfig().cluster_features if has_projection else "chosen on val"

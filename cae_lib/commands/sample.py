@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cae_lib import plots
-from cae_lib.checkpoint import check_data_matches, checkpoint_dataset, load_checkpoint, resolve_checkpoint_path
+from cae_lib.checkpoint import check_data_matches, checkpoint_dataset, checkpoint_notes, load_checkpoint, resolve_checkpoint_path
 from cae_lib.commands.options import CHECKPOINT_DATA_HELP, add_data_dir_arg, add_overwrite_arg, non_negative_int, positive_float, positive_int
 from cae_lib.commands.outputs import check_distinct, check_output_file, step, warn
 from cae_lib.data import load_dataset
@@ -74,8 +74,8 @@ def sample_to_files(
     npz = check_output_file(npz, "--npz", inputs, overwrite, example="samples.npz") if npz else None
     check_distinct({"--out": out, "the settings file of --out": settings, "--npz": npz})
     check_decoder(model, cfg.model.latent_dim)
-    for message in payload.get("extra", {}).get("warnings", []):
-        warn(f"when this checkpoint was trained, {message}")
+    for message in checkpoint_notes(path, payload):
+        warn(message)
     with step(f"fitting the {sampler} sampler on the codes of {source} (train split)"):
         train = load_dataset(source, split="train", size=cfg.size, data_dir=data_dir)
         check_data_matches(path, cfg, payload, train)

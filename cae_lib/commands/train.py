@@ -123,19 +123,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resume_command(argv: list[str], out: Path) -> str:
-    """The command line that continues this run: the same options, ``--out OUT --resume``, no ``--overwrite``."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
+    """The command line that continues this run: ``train --out OUT --resume``, plus the options that say
+    where and how to run (``--data-dir``, ``--device``, ``--no-progress``); the settings come from the checkpoint."""
+    kept, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name in ("--data-dir", "--device"):
+            kept += [arg] if "=" in arg else argv[i:i + 2]
+            i += 1 if "=" in arg else 2
             continue
-        if arg == "--out":
-            skip = True
-            continue
-        if arg.startswith("--out=") or arg in ("--overwrite", "--resume"):
-            continue
-        kept.append(arg)
-    return "python -m cae_lib " + shlex.join(kept + ["--out", str(out), "--resume"])
+        if arg == "--no-progress":
+            kept.append(arg)
+        i += 1
+    return "python -m cae_lib " + shlex.join(["train", *kept, "--out", str(out), "--resume"])
 
 
 #: Options that say how and where to run, not what to train: --resume does not compare them with the checkpoint.
