@@ -94,6 +94,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def run_finished(extra: dict[str, Any]) -> bool:
+    """Whether a checkpoint's ``extra`` says its run is over: every epoch done, or stopped early
+    (False when it does not record its epochs)."""
+    done, total = extra.get("epochs_done"), extra.get("epochs_total")
+    return bool(extra.get("stopped_early")) or (done is not None and total is not None and done >= total)
+
+
 def checkpoint_notes(path: str | Path, payload: dict[str, Any]) -> list[str]:
     """What a user of the checkpoint at ``path`` should know: the warnings of its training, and
     whether that training was interrupted before its last epoch (its weights are then an early
@@ -101,7 +108,7 @@ def checkpoint_notes(path: str | Path, payload: dict[str, Any]) -> list[str]:
     extra = payload.get("extra") or {}
     notes = [f"when this checkpoint was trained, {message}" for message in extra.get("warnings", [])]
     done, total = extra.get("epochs_done"), extra.get("epochs_total")
-    if done is not None and total is not None and done < total and not extra.get("stopped_early"):
+    if done is not None and total is not None and not run_finished(extra):
         notes.append(f"this checkpoint is from an unfinished run ({done} of {total} epochs done); finish it with "
                      f"python -m cae_lib train --out {Path(path).parent} --resume")
     return notes

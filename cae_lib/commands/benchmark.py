@@ -143,8 +143,8 @@ def run_benchmark(
             lines.append(f"| {f:.0%} | " + " | ".join(f"{c[f][0]:.3f}" + (f" ± {c[f][1]:.3f}" if seeds > 1 else "") for c in curves.values()) + " |")
         table += "\n" + "\n".join(lines)
         out.mkdir(parents=True, exist_ok=True)
-        one_run = {k: {f: (m, None) for f, (m, _) in c.items()} for k, c in curves.items()}  # one seed: no error bars
-        fig = plots.label_efficiency(curves if seeds > 1 else one_run, floor=floor)
+        points = curves if seeds > 1 else {k: {f: (m, None) for f, (m, _) in c.items()} for k, c in curves.items()}  # one seed: no error bars
+        fig = plots.label_efficiency(points, floor=floor)
         fig.savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
     write_json(out / f"{name}_benchmark.json", result)

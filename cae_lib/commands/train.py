@@ -30,7 +30,7 @@ from cae_lib.commands.options import (
     warmup_fraction,
 )
 from cae_lib.commands.outputs import warn
-from cae_lib.checkpoint import CheckpointError, read_checkpoint
+from cae_lib.checkpoint import CheckpointError, read_checkpoint, run_finished
 from cae_lib.config import PRECISIONS, SCHEDULES, CAEConfig, preset
 from cae_lib.data.provenance import looks_like_path, normalize_reference
 from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
@@ -179,12 +179,6 @@ def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CA
     return stored, dict(payload.get("extra") or {})
 
 
-def _is_complete(extra: dict) -> bool:
-    """Whether a checkpoint's ``extra`` says its run is over: every epoch done, or stopped early."""
-    done, total = extra.get("epochs_done"), extra.get("epochs_total")
-    return bool(extra.get("stopped_early")) or (done is not None and total is not None and done >= total)
-
-
 def _saved_epochs(out: Path) -> str | None:
     try:
         extra = json.loads((out / "model.json").read_text()).get("extra", {})
@@ -217,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     extra_before: dict = {}
     if args.resume:
         cfg, extra_before = settings_to_resume(cfg, out, argv)
-    finished_before = bool(args.resume) and _is_complete(extra_before)  # --resume on a finished run trains nothing
+    finished_before = bool(args.resume) and run_finished(extra_before)  # --resume on a finished run trains nothing
     done_before = int(extra_before.get("epochs_done") or 0)
     device = init_from_env()
     main_process = True
