@@ -7,13 +7,23 @@ find that data again from any folder and never use other data by mistake (:func:
 :func:`check_data_matches`). Loading rebuilds the model from the stored config and refuses, with a
 clear message, a checkpoint whose architecture or dataset does not match, or whose weights are
 NaN / infinite (a run that diverged).
+
+**A checkpoint cannot run code.** ``model.pt`` holds only tensors and plain data (numbers, strings,
+lists, dicts, ``None``): :func:`save_checkpoint` checks this before it writes (:func:`plain_data`), and
+:func:`read_checkpoint` loads with ``torch.load(..., weights_only=True)``, which refuses any other
+Python object instead of unpickling it. Unpickling an arbitrary object can run any code the file's
+author chose, so a ``model.pt`` shared by a classmate or downloaded from a course page is safe to open.
 """
 
 from __future__ import annotations
 
+import json
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cae_lib import __version__
@@ -28,7 +38,36 @@ FORMAT = "cae-lib-checkpoint/1"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used as asked (missing, corrupt, wrong model or dataset)."""
+    """A checkpoint that cannot be used as asked (missing, corrupt, unsafe, wrong model or dataset)."""
+
+
+def plain_data(value: Any, where: str = "checkpoint") -> Any:
+    """``value`` as tensors and plain data only, the types ``torch.load(weights_only=True)`` accepts.
+
+    Dicts (with str / int keys), lists and tuples are walked; tensors, ``str``, ``int``, ``float``,
+    ``bool`` and ``None`` are kept; NumPy scalars become Python numbers and NumPy arrays become
+    tensors. Anything else raises ``TypeError`` naming where it is (e.g. ``checkpoint['extra']['x']``),
+    so a checkpoint that could not be loaded safely is never written.
+    """
+    if value is None or isinstance(value, (str, bool, int, float, torch.Tensor)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}; a checkpoint's keys must be str or int")
+            out[key] = plain_data(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_data(item, f"{where}[{i}]") for i, item in enumerate(value))
+    raise TypeError(
+        f"{where} is a {type(value).__module__}.{type(value).__qualname__}; a checkpoint holds only tensors, numbers, "
+        "strings, lists and dicts, so that loading it can never run code. Convert it (e.g. a config with .to_dict())."
+    )
 
 
 def save_checkpoint(
@@ -47,7 +86,7 @@ def save_checkpoint(
     training data (:func:`cae_lib.data.provenance.describe`).
     """
     path = Path(path)
-    payload = {
+    payload = plain_data({
         "format": FORMAT,
         "version": __version__,
         "config": config.to_dict(),
@@ -56,7 +95,7 @@ def save_checkpoint(
         "trainer_state": trainer_state,
         "extra": extra or {},
         "data": data,
-    }
+    })
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     sidecar = {"format": FORMAT, "version": __version__, "config": config.to_dict(), "extra": extra or {}, "data": data}
@@ -83,15 +122,57 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load the raw checkpoint dictionary, with clear errors for missing or corrupt files."""
+    """Load the raw checkpoint dictionary safely (``weights_only=True``), with clear errors.
+
+    Raises:
+        CheckpointError: missing; damaged (truncated, empty, another kind of file); holding Python
+            objects other than tensors and plain data (refused unread, so their code never runs);
+            or a file that is not a cae-lib checkpoint (e.g. a bare ``state_dict``).
+    """
     path = resolve_checkpoint_path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, pickle error, ...
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); delete it and train again") from exc
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise CheckpointError(_damaged(path, exc)) from exc
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it asks for {found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"checkpoint {path} holds Python objects other than tensors and plain data{what}. cae-lib will not unpickle "
+            "arbitrary objects, because unpickling one can run any code its author chose. Use a checkpoint written by "
+            "cae-lib's own train command (it saves only tensors, numbers, strings, lists and dicts), or train your own: "
+            "python -m cae_lib train --out DIR"
+        ) from None
+    except Exception as exc:  # truncated zip, empty file, a text file named .pt, ...
+        raise CheckpointError(_damaged(path, exc)) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a cae-lib checkpoint (expected format {FORMAT!r})")
+        raise CheckpointError(_not_cae_lib(path, payload))
     return payload
+
+
+def _damaged(path: Path, exc: BaseException) -> str:
+    size = path.stat().st_size
+    detail = str(exc).strip().split(". ")[0].splitlines()[0][:120] if str(exc).strip() else "no detail"
+    return (
+        f"checkpoint {path} is damaged or not a PyTorch file ({size:,} bytes; {type(exc).__name__}: {detail}): "
+        "it may have been cut short while it was copied or downloaded. Copy it again from where it came from, or train "
+        "a new one with python -m cae_lib train --out DIR"
+    )
+
+
+def _not_cae_lib(path: Path, payload: Any) -> str:
+    """Why ``payload`` (safely loaded from ``path``) is not a cae-lib checkpoint, and what to do."""
+    how = ("Save a model with cae_lib.checkpoint.save_checkpoint(path, model, config), which stores the settings "
+           "beside the weights, or train one with python -m cae_lib train --out DIR")
+    if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        first = next(iter(payload))
+        return (f"{path} is a bare state_dict ({len(payload)} tensors, e.g. {first!r}), not a cae-lib checkpoint: it has "
+                f"the weights but not the settings that rebuild the model. {how}.")
+    if isinstance(payload, dict):
+        keys = ", ".join(repr(k) for k in list(payload)[:6]) or "none"
+        found = f"format {payload['format']!r}" if "format" in payload else f"keys {keys}"
+        return f"{path} is not a cae-lib checkpoint (expected format {FORMAT!r}; it has {found}). {how}."
+    return f"{path} is not a cae-lib checkpoint (expected a dict with format {FORMAT!r}, found a {type(payload).__name__}). {how}."
 
 
 def run_finished(extra: dict[str, Any]) -> bool:
@@ -111,7 +192,42 @@ def checkpoint_notes(path: str | Path, payload: dict[str, Any]) -> list[str]:
     if done is not None and total is not None and not run_finished(extra):
         notes.append(f"this checkpoint is from an unfinished run ({done} of {total} epochs done); finish it with "
                      f"python -m cae_lib train --out {Path(path).parent} --resume")
+    sidecar = _sidecar_differences(Path(path), payload)
+    if sidecar:
+        notes.append(f"{Path(path).with_suffix('.json')} {sidecar}. cae-lib uses the settings stored in {Path(path).name}: "
+                     "the .json is a copy for reading, and editing it changes nothing. To change a setting, train again with it.")
     return notes
+
+
+def _sidecar_differences(path: Path, payload: dict[str, Any]) -> str:
+    """How the ``.json`` beside a checkpoint disagrees with the config inside it ("" when it agrees or is absent)."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return ""
+    try:
+        config = json.loads(sidecar.read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return "is not the JSON cae-lib wrote (edited by hand?)"
+    stored = json.loads(json.dumps(payload.get("config") or {}))  # as write_json wrote it (tuples become lists)
+    if not isinstance(config, dict):
+        return "has no settings (no \"config\" section)"
+    flat_old, flat_new = _flatten(stored), _flatten(config)
+    changed = [k for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
+    if not changed:
+        return ""
+    shown = "; ".join(f"{k}: {flat_old.get(k)!r} in the checkpoint, {flat_new.get(k)!r} in the .json" for k in changed[:3])
+    return f"differs from the checkpoint's own settings ({shown}{'; ...' if len(changed) > 3 else ''})"
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def load_checkpoint(

@@ -107,7 +107,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="architecture"):
         load_checkpoint(path, expected_config=other)
     (tmp_path / "broken.pt").write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="unreadable"):
+    with pytest.raises(CheckpointError, match="damaged or not a PyTorch file"):
         load_checkpoint(tmp_path / "broken.pt")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -6,6 +6,7 @@ returned label then says "from scratch", never "transfer" (see the package docst
 
 from __future__ import annotations
 
+import pickle
 import socket
 import warnings
 from pathlib import Path
@@ -93,7 +94,14 @@ def _load_imagenet_state_dict(allow_download: bool, download_timeout: float) -> 
         # only when complete, and check_hash verifies the SHA256 prefix in the file name.
         socket.setdefaulttimeout(download_timeout)
     try:
-        return weights.get_state_dict(progress=False, check_hash=True), ""
+        # weights_only: torch.hub unpickles with weights_only=False by default, so a file copied into
+        # the cache by hand (as the manual step below says) could otherwise run any code it holds.
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True), ""
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():
+            return None, f"could not load the ImageNet ResNet-18 weights ({err}). If the file is corrupted, delete {path} and try again. {manual}"
+        return None, (f"{path} holds Python objects other than tensors, and cae-lib will not unpickle arbitrary objects "
+                      f"(unpickling one can run any code). Delete it and put the original file there. {manual}")
     except Exception as err:  # network error, timeout, corrupted or truncated file
         what = "download" if not path.is_file() else "load"
         hint = f" If the file is corrupted, delete {path} and try again." if path.is_file() else ""
