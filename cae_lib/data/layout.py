@@ -7,7 +7,7 @@ Every dataset in cae-lib, official or your own, ends up as
     names    one class name per label, in label order
 
 cut into the three splits ``train`` / ``val`` / ``test``. This module converts to that form
-(:func:`to_medmnist_layout`, :func:`labels_to_1d`, :func:`resize_images`), reads class names
+(:func:`to_medmnist_layout`, :func:`labels_to_1d`, :func:`center_square`, :func:`resize_images`), reads class names
 (:func:`read_class_names`) and cuts a labelled set into splits (:func:`stratified_split`).
 """
 
@@ -82,7 +82,9 @@ def to_medmnist_layout(images: np.ndarray | torch.Tensor) -> np.ndarray:
           e.g. decoder output;
         - a NumPy array already in MedMNIST layout, (N, H, W) or (N, H, W, C) with C in {1, 3}.
 
-    Floats must lie in [0, 1] and are scaled to 0..255; integers must lie in 0..255.
+    Floats must be finite and lie in [0, 1]; they are scaled to 0..255. Floats on the 0..255 scale are
+    refused with the fix, never guessed (a dark [0, 1] image and a [0, 255] one can look alike).
+    Integers must lie in 0..255.
     """
     if isinstance(images, torch.Tensor):
         t = images.detach().cpu()
@@ -106,14 +108,44 @@ def to_medmnist_layout(images: np.ndarray | torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(arr)
     if arr.size == 0:
         return arr.astype(np.uint8)
-    lo, hi = float(arr.min()), float(arr.max())
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all() or lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"float images must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]")
+        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"float images must be finite, but {int(bad.sum())} of {len(arr)} images hold NaN or infinite values "
+                f"(the first is image {int(np.argmax(bad))}). Drop those images, or replace the values "
+                "(np.nan_to_num(images, nan=0.0, posinf=1.0, neginf=0.0))."
+            )
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            fix = (
+                "This looks like the 0 .. 255 scale: store the images as uint8 (np.rint(images).astype(np.uint8)) "
+                "or divide them by 255."
+                if lo >= -1e-3 and hi <= 255 + 1e-3
+                else "Rescale them first, e.g. np.rint(255 * (images - images.min()) / np.ptp(images)).astype(np.uint8)."
+            )
+            raise ValueError(
+                f"float images must lie in [0, 1] (a float is read as a fraction of full brightness); "
+                f"got values in [{lo:.4g}, {hi:.4g}]. {fix}"
+            )
         return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    lo, hi = arr.min(), arr.max()
     if np.issubdtype(arr.dtype, np.integer) and 0 <= lo and hi <= 255:
         return arr.astype(np.uint8)
-    raise ValueError(f"images must be uint8, integers in 0..255, or floats in [0, 1]; got {arr.dtype} in [{lo}, {hi}]")
+    if np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            f"integer images must lie in 0 .. 255; got {arr.dtype} in [{lo}, {hi}]. Rescale them to 8 bits, e.g. "
+            "np.rint(255 * (images - images.min()) / np.ptp(images)).astype(np.uint8) (for 12- or 16-bit scans)."
+        )
+    raise ValueError(f"images must be uint8, integers in 0..255, or floats in [0, 1]; got {arr.dtype}")
+
+
+def center_square(images: np.ndarray) -> np.ndarray:
+    """Centre-crop MedMNIST-layout images (N, H, W[, C]) to (N, S, S[, C]), S = min(H, W); square ones are returned as is."""
+    h, w = images.shape[1:3]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return images if h == w else images[:, top : top + s, left : left + s]
 
 
 def resize_images(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
@@ -163,7 +195,12 @@ def labels_to_1d(labels: np.ndarray, where: str) -> np.ndarray:
         if not np.all(np.isfinite(labels)) or not np.all(np.mod(labels, 1) == 0):
             raise ValueError(f"{where}: labels must be integers, got {labels.dtype}")
     if labels.size and labels.min() < 0:
-        raise ValueError(f"{where}: labels must be >= 0, got minimum {labels.min()}")
+        low = labels.min()
+        raise ValueError(
+            f"{where}: labels must be class numbers 0 .. K-1, but {int((labels < 0).sum())} are negative (the smallest "
+            f"is {low:g}). If {low:g} marks unlabelled images, leave those images out; otherwise shift the labels to "
+            "start at 0 (labels - labels.min())."
+        )
     return labels.astype(np.int64)
 
 

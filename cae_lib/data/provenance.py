@@ -13,9 +13,9 @@ A checkpoint records the provenance of its training data (:func:`describe`):
 (:func:`check_same_data`) so that a checkpoint is never scored or sampled on other data that
 merely has the same name (a folder called ``breastmnist/`` is not the official BreastMNIST).
 
-A folder's manifest hash covers the relative path, the size and the MD5 of every image file in its
-class sub-folders, and its ``class_names.json``: renaming, adding, removing or editing an image
-changes it; copying the folder elsewhere does not.
+A folder's manifest hash covers the relative path, the size and the MD5 of every image file that
+the loader reads (linked ones included), and its ``class_names.json``: renaming, adding, removing or
+editing an image changes it; copying the folder elsewhere does not.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cae_lib.data.download import cached_md5, md5sum
-from cae_lib.data.folder import IMAGE_EXTENSIONS
+from cae_lib.data.folder import dataset_files
 from cae_lib.data.image_data import ImageData
 from cae_lib.data.registry import get_info, is_registered
 
@@ -76,15 +76,17 @@ def dataset_reference(data: ImageData) -> str:
 
 
 def folder_manifest_hash(folder: str | os.PathLike) -> str:
-    """MD5 over (relative path, size, MD5) of every image in the class sub-folders, and ``class_names.json``."""
+    """MD5 over (relative path, size, MD5) of every image the loader reads, and ``class_names.json``.
+
+    The files are those of :func:`~cae_lib.data.folder.dataset_files` (so linked images and linked class
+    folders count, hidden files do not); a link is listed under its own name, its content is the target's.
+    """
     folder = Path(folder)
-    lines = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if not path.is_file() or any(part.startswith((".", "_")) for part in rel.parts):
-            continue
-        if (len(rel.parts) == 2 and path.suffix.lower() in IMAGE_EXTENSIONS) or rel.as_posix() == "class_names.json":
-            lines.append(f"{rel.as_posix()}\t{path.stat().st_size}\t{md5sum(path)}")
+    paths = [f for _, files in dataset_files(folder) for f in files]
+    if (folder / "class_names.json").is_file():
+        paths.append(folder / "class_names.json")
+    rel = sorted((p.relative_to(folder).parts, p) for p in paths)
+    lines = [f"{'/'.join(parts)}\t{path.stat().st_size}\t{md5sum(path)}" for parts, path in rel]
     return hashlib.md5("\n".join(lines).encode()).hexdigest()
 
 
