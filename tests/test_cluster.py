@@ -202,8 +202,8 @@ def test_get_and_set_params():
 
 
 def test_invalid_parameters_are_reported_by_fit_not_init():
-    model = LatentClusterer(3, method="spectral")  # sklearn convention: __init__ only stores
-    with pytest.raises(ValueError, match="kmeans, gmm, agglomerative"):
+    model = LatentClusterer(3, method="dbscan")  # sklearn convention: __init__ only stores
+    with pytest.raises(ValueError, match="kmeans, gmm, agglomerative, spectral, scan"):
         model.fit(blobs()[0])
 
 

@@ -12,7 +12,10 @@ from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-METHODS = ("kmeans", "gmm", "agglomerative")
+from cae_lib.cluster.scan import SCANClustering
+from cae_lib.cluster.spectral import SpectralNeighbourClustering
+
+METHODS = ("kmeans", "gmm", "agglomerative", "spectral", "scan")
 PREPROCESSING = (None, "standardize", "pca", "l2")
 
 
@@ -58,8 +61,12 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
 
     Args:
         k: number of clusters (1 <= k <= N).
-        method: ``"kmeans"`` (default), ``"gmm"`` (Gaussian mixture) or ``"agglomerative"``
-            (Ward linkage; memory grows as N^2, keep N below about 20 000).
+        method: ``"kmeans"`` (default), ``"gmm"`` (Gaussian mixture), ``"agglomerative"``
+            (Ward linkage; memory grows as N^2, keep N below about 20 000), or the neighbour-based
+            ``"spectral"`` (:class:`~cae_lib.cluster.spectral.SpectralNeighbourClustering`, on the
+            kNN graph of the codes) and ``"scan"`` (:class:`~cae_lib.cluster.scan.SCANClustering`).
+        n_neighbors: neighbours per code for ``"spectral"`` (graph and vote) and ``"scan"`` (mined
+            neighbours); ``None``: 10 for spectral, 20 for SCAN.
         preprocess: applied to ``z`` before clustering and fitted on the ``fit`` data:
             ``None``; ``"standardize"`` (zero mean, unit variance per dimension);
             ``"pca"`` (keep ``pca_dim`` components, default ``min(50, D)``);
@@ -91,6 +98,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         n_init: int | None = None,
         covariance_type: str = "full",
         n_threads: int | None = 1,
+        n_neighbors: int | None = None,
     ) -> None:
         self.k = k
         self.method = method
@@ -100,6 +108,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.covariance_type = covariance_type
         self.n_threads = n_threads
+        self.n_neighbors = n_neighbors
 
     # -- preprocessing ------------------------------------------------------------------
     def _fit_transform(self, z: np.ndarray) -> np.ndarray:
@@ -152,10 +161,17 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
             self.model_ = self._fit_gmm(x, k)
             self.labels_ = self.model_.predict(x)
             self.centers_ = self.model_.means_
-        else:  # agglomerative: no centres of its own, so use the cluster means
+        elif self.method == "agglomerative":  # no centres of its own, so use the cluster means
             self.model_ = AgglomerativeClustering(n_clusters=k, linkage="ward").fit(x)
             self.labels_ = self.model_.labels_
             self.centers_ = np.stack([x[self.labels_ == c].mean(axis=0) for c in range(k)])
+        else:  # the neighbour-based clusterers: their own estimators, centres = cluster means
+            if self.method == "spectral":
+                self.model_ = SpectralNeighbourClustering(k, self.n_neighbors or 10, seed=self.seed, n_threads=self.n_threads)
+            else:
+                self.model_ = SCANClustering(k, self.n_neighbors or 20, seed=self.seed)
+            self.labels_ = self.model_.fit(x).labels_
+            self.centers_ = self.model_.centers_
 
     def _fit_gmm(self, x: np.ndarray, k: int) -> GaussianMixture:
         def gmm(cov: str) -> GaussianMixture:
@@ -173,7 +189,8 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         """Cluster ids of new points ``z: (M, D)`` -> (M,).
 
         k-means: nearest centre; GMM: most probable component; agglomerative: nearest cluster
-        mean (agglomerative clustering itself cannot place new points).
+        mean (agglomerative clustering itself cannot place new points); spectral: the cluster of
+        most of the point's nearest training codes; SCAN: the head's most probable cluster.
         """
         if not hasattr(self, "model_"):
             raise RuntimeError("call fit(z) before predict(z)")
