@@ -231,3 +231,16 @@ def test_nothing_is_shown(monkeypatch):
     monkeypatch.setattr(plt, "show", lambda *a, **k: pytest.fail("plt.show() was called"))
     check(plots.image_grid(images("uint8_gray")))
     check(plots.training_curves(HISTORY))
+
+
+def test_neighbours_and_centroids_titles_hold_the_edge_share_and_each_clusterings_accuracy():
+    from cae_lib.cluster.scan import mine_neighbours
+
+    x = np.array([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [5.0, 5.0], [5.1, 5.0], [5.2, 5.0]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    fig = plots.neighbours_and_centroids(x, y, {"perfect": 1 - y, "one off": np.array([0, 0, 1, 1, 1, 1])},
+                                         neighbours=mine_neighbours(x, 2), class_names=["a", "b"])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "100% of the kNN edges join one label" in titles[0]
+    assert "Hungarian acc 1.000" in titles[1] and "Hungarian acc 0.833" in titles[2]
+    plt.close(fig)

@@ -16,7 +16,7 @@ the codes), ``clustering`` (confusion matrix, choosing k, the majority-vote pitf
 (the shared ``ax=`` helper). Every figure function is importable from ``cae_lib.plots`` itself.
 """
 
-from cae_lib.plots.clustering import confusion_matrix_plot, elbow_silhouette, majority_vote_pitfall
+from cae_lib.plots.clustering import confusion_matrix_plot, elbow_silhouette, majority_vote_pitfall, neighbours_and_centroids
 from cae_lib.plots.images import (
     class_montage,
     cluster_montages,
@@ -42,6 +42,7 @@ __all__ = [
     "label_efficiency",
     "latent_map",
     "majority_vote_pitfall",
+    "neighbours_and_centroids",
     "project_2d",
     "reconstructions",
     "results_bar_chart",

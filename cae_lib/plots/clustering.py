@@ -1,4 +1,4 @@
-"""Clustering figures: the matched confusion matrix, choosing k, and the majority-vote pitfall."""
+"""Clustering figures: the matched confusion matrix, choosing k, the majority-vote pitfall, and neighbours against centroids."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from cae_lib.metrics import contingency_matrix, hungarian_mapping
+from cae_lib.metrics import contingency_matrix, hungarian_accuracy, hungarian_mapping
 from cae_lib.plots.axes import new_ax
 from cae_lib.utils import class_name
 
@@ -84,4 +85,63 @@ def majority_vote_pitfall(curve: Mapping[str, Any], ax: Axes | None = None) -> F
         ax.axvline(n, ls=":", color="black", label=f"k = number of classes ({n})")
     ax.set(xlabel="number of clusters k", ylabel="accuracy", title="The majority-vote pitfall")
     ax.legend(fontsize=8)
+    return fig
+
+
+def neighbours_and_centroids(
+    x2d: np.ndarray,
+    y: np.ndarray,
+    partitions: Mapping[str, np.ndarray],
+    neighbours: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    max_edges: int = 1500,
+    seed: int = 0,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Why neighbours can beat centroids: the true labels with the kNN graph, then each clustering.
+
+    Args:
+        x2d: (N, 2) the codes drawn in 2-D (e.g. by :func:`cae_lib.plots.project_2d`).
+        y: (N,) true labels (only to colour the first panel and to score the others).
+        partitions: ``{title: (N,) cluster ids}``, one panel each (e.g. k-means, spectral).
+        neighbours: (N, n) each code's nearest codes, found in the full code space (e.g. by
+            :func:`cae_lib.cluster.scan.mine_neighbours`); their edges are drawn in the first panel,
+            grey where both ends share a label and red where they do not (at most ``max_edges``, a
+            seeded sample), and the share of same-label edges is in its title.
+
+    Each clustering panel's title gives its Hungarian accuracy against ``y``; a cluster is drawn in
+    the colour of the label it is matched to (grey when unmatched), so the panels compare at a glance.
+    """
+    y = np.asarray(y).reshape(-1)
+    n_panels = 1 + len(partitions)
+    if axes is None:
+        fig, axes = plt.subplots(1, n_panels, figsize=(3.6 * n_panels, 3.6), layout="constrained", sharex=True, sharey=True)
+    axes = list(np.atleast_1d(axes))
+    fig = axes[0].figure
+    title = "true labels"
+    if neighbours is not None:
+        rows = np.repeat(np.arange(len(neighbours)), neighbours.shape[1])
+        cols = neighbours.reshape(-1)
+        same = y[rows] == y[cols]
+        title += f"\n{same.mean():.0%} of the kNN edges join one label"
+        pick = np.random.default_rng(seed).permutation(len(rows))[:max_edges]
+        for keep, colour, alpha in ((same[pick], "0.6", 0.25), (~same[pick], "C3", 0.5)):
+            i, j = rows[pick][keep], cols[pick][keep]
+            segments = np.stack([x2d[i], x2d[j]], axis=1)  # (E, 2 ends, 2 coordinates)
+            axes[0].add_collection(LineCollection(segments, colors=colour, linewidths=0.5, alpha=alpha, zorder=1))
+    for c in np.unique(y):
+        axes[0].scatter(*x2d[y == c].T, s=6, zorder=2, label=class_name(c, class_names))
+    axes[0].set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7, markerscale=2)
+    for ax, (name, labels) in zip(axes[1:], partitions.items()):
+        labels = np.asarray(labels).reshape(-1)
+        mapping = hungarian_mapping(y, labels)  # a cluster takes the colour of the label it is matched to
+        classes = list(np.unique(y))
+        for c in np.unique(labels):
+            colour = f"C{classes.index(mapping[int(c)])}" if int(c) in mapping else "0.5"
+            ax.scatter(*x2d[labels == c].T, s=6, color=colour, label=f"cluster {c}")
+        ax.set_title(f"{name}\nHungarian acc {hungarian_accuracy(y, labels):.3f}", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
     return fig
