@@ -29,7 +29,7 @@ from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
-CELL_TIMEOUT = 90  # seconds per cell (FAST cells take a few); past it the notebook is retried once in a fresh kernel
+CELL_TIMEOUT = 90  # seconds per cell (FAST cells take a few); past it the test fails (no retry: it would hide a hang)
 
 runner = load_script("tools/run_notebooks.py")
 

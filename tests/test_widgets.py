@@ -180,7 +180,7 @@ def test_render_interpolation(setup, slerp):
         W.render_interpolation(model, data, 0, N)
 
 
-def test_interpolation_explorer_shows_errors_instead_of_raising(setup, capsys):
+def test_interpolation_explorer_shows_errors_instead_of_raising(setup):
     data, model, _ = setup
     ex = W.interpolation_explorer(model, data, data.labels, data.class_names)
     explorer_ok(ex)
@@ -190,11 +190,28 @@ def test_interpolation_explorer_shows_errors_instead_of_raising(setup, capsys):
         plt.figure()  # half-drawn when the error comes
         raise ValueError("boom")
 
-    ex._render = broken  # a later failure is printed, and its figure closed
+    ex._render = broken  # a later failure is shown in the output area, and its figure closed
     assert ex.refresh() is None
-    assert "boom" in capsys.readouterr().out
+    assert [(o["output_type"], o.get("name"), o.get("text")) for o in ex.output.outputs] == [("stream", "stderr", "ValueError: boom\n")]
     with pytest.raises(ValueError, match="boom"):
         ex.refresh(raise_errors=True)
+
+
+def test_explorer_sets_its_output_area_without_capturing(setup, monkeypatch):
+    """The figure and the table go into the Output widget's ``outputs`` in one assignment; the
+    explorer never enters ``with output:``, whose captured messages make nbclient (papermill) write to
+    the kernel while it waits for the cell's reply, which can leave it waiting forever."""
+    import ipywidgets
+
+    entered = []
+    monkeypatch.setattr(ipywidgets.Output, "__enter__", lambda self: entered.append(self))
+    data, _, z = setup
+    ex = W.cluster_explorer(z, data.labels, images=data, class_names=data.class_names, k_max=5)
+    ex.button.click()
+    assert entered == [] and ex.output.msg_id == ""
+    figure_out, table_out = ex.output.outputs
+    assert figure_out["output_type"] == "display_data" and figure_out["data"]["text/plain"].startswith("<Figure")
+    assert "Hungarian" in table_out["data"]["text/markdown"]  # show_extra: the metrics table
 
 
 def test_render_class_samples(setup):

@@ -1,7 +1,9 @@
 """The widget shell every explorer shares, its controls, and two helpers for image inputs and figures.
 
 - :class:`Explorer`: controls above an output area; re-renders when a control changes (or when
-  **Run** is pressed) and closes each figure after showing it.
+  **Run** is pressed) and closes each figure after showing it. What it shows is written into the
+  output area's ``outputs`` by the kernel, never captured with ``with output:`` (see
+  :meth:`Explorer.refresh` for why).
 - :func:`slider` / :func:`dropdown`: controls with the settings every explorer uses
   (``continuous_update=False``, so a slow render runs once, when the slider is let go).
 - :func:`as_batch`: the first ``n`` of any accepted image input as a float (n, C, H, W) batch.
@@ -16,7 +18,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
+from IPython import get_ipython
+from IPython.core.formatters import DisplayFormatter
 from matplotlib.figure import Figure
 
 from cae_lib import plots
@@ -78,29 +81,54 @@ class Explorer(widgets.VBox):
         return {name: control.value for name, control in self.controls.items()}
 
     def refresh(self, raise_errors: bool = False) -> Any:
-        """Call the render function with the current values and show what it returns."""
-        with self.output:
-            self.output.clear_output(wait=True)
-            open_before = set(plt.get_fignums())
-            try:
-                result = self._render(**self.values())
-            except Exception as err:  # shown to the student, not lost in the kernel log
-                for num in set(plt.get_fignums()) - open_before:  # a half-drawn figure
-                    plt.close(num)
-                if raise_errors:
-                    raise
-                print(f"{type(err).__name__}: {err}")
-                return None
-            fig, extra = result if isinstance(result, tuple) else (result, None)
-            display(fig)
-            plt.close(fig)
-            if extra is not None and self._show_extra is not None:
-                display(self._show_extra(extra))
+        """Call the render function with the current values and show what it returns.
+
+        The output area gets its new content in one assignment to ``self.output.outputs`` (a kernel
+        -> front end update on IOPub), not through ``with self.output: display(...)``. Capturing
+        makes a notebook runner that mimics the Output widget (nbclient, so papermill and
+        ``tools/run_notebooks.py``) send each captured output back to the kernel on the shell
+        socket *while it waits on that socket for the cell's execute_reply*. jupyter_client sends it
+        through a synchronous shadow of the asyncio socket, which can swallow the wake-up for a reply
+        that has just arrived: the kernel is idle, the reply sits unread until the cell timeout fires,
+        and without one the run waits forever (jupyter/nbclient#312). Assigning ``outputs`` sends
+        nothing back.
+        Being one assignment, it also replaces the old figure without a flash of empty area.
+        """
+        open_before = set(plt.get_fignums())
+        try:
+            result = self._render(**self.values())
+        except Exception as err:  # shown to the student, not lost in the kernel log
+            for num in set(plt.get_fignums()) - open_before:  # a half-drawn figure
+                plt.close(num)
+            if raise_errors:
+                raise
+            self.output.outputs = ({"output_type": "stream", "name": "stderr", "text": f"{type(err).__name__}: {err}\n"},)
+            return None
+        fig, extra = result if isinstance(result, tuple) else (result, None)
+        shown = [display_data(fig)]
+        plt.close(fig)
+        if extra is not None and self._show_extra is not None:
+            shown.append(display_data(self._show_extra(extra)))
+        self.output.outputs = tuple(shown)
         self.figure, self.result = fig, result
         return result
 
     def __repr__(self) -> str:  # the text a saved notebook shows where the live widget was
         return EXPLORER_TEXT
+
+
+def display_data(obj: Any) -> dict[str, Any]:
+    """``obj`` as one entry of an Output widget's ``outputs``: a ``display_data`` output, formatted as
+    ``IPython.display.display(obj)`` would format it here.
+
+    In a kernel this uses the shell's formatters (so a matplotlib figure becomes the same
+    ``image/png`` the inline backend shows); outside IPython, a plain formatter (text, and the
+    ``_repr_*_`` methods of the object).
+    """
+    shell = get_ipython()
+    formatter = shell.display_formatter if shell is not None else DisplayFormatter()
+    data, metadata = formatter.format(obj)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
 def slider(kind: type, value: Any, lo: Any, hi: Any, step: Any, description: str) -> widgets.Widget:
