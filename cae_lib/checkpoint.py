@@ -182,14 +182,15 @@ def run_finished(extra: dict[str, Any]) -> bool:
     return bool(extra.get("stopped_early")) or (done is not None and total is not None and done >= total)
 
 
-def checkpoint_notes(path: str | Path, payload: dict[str, Any]) -> list[str]:
-    """What a user of the checkpoint at ``path`` should know: the warnings of its training, and
-    whether that training was interrupted before its last epoch (its weights are then an early
-    stage of the run, not a weight average even if one was asked for)."""
+def checkpoint_notes(path: str | Path, payload: dict[str, Any], unfinished: bool = True) -> list[str]:
+    """What a user of the checkpoint at ``path`` should know: the warnings of its training, whether
+    that training was interrupted before its last epoch (its weights are then an early stage of the
+    run, not a weight average even if one was asked for; leave this out with ``unfinished=False``,
+    e.g. while the run is still writing there), and whether its ``.json`` was edited by hand."""
     extra = payload.get("extra") or {}
     notes = [f"when this checkpoint was trained, {message}" for message in extra.get("warnings", [])]
     done, total = extra.get("epochs_done"), extra.get("epochs_total")
-    if done is not None and total is not None and not run_finished(extra):
+    if unfinished and done is not None and total is not None and not run_finished(extra):
         notes.append(f"this checkpoint is from an unfinished run ({done} of {total} epochs done); finish it with "
                      f"python -m cae_lib train --out {Path(path).parent} --resume")
     sidecar = _sidecar_differences(Path(path), payload)

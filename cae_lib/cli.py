@@ -16,7 +16,8 @@ Every command that reads MedMNIST takes --data-dir (else $CAE_DATA_DIR, else ~/.
 Problems you can fix (a missing file, a bad option, a folder in use, ...) end with one line saying
 what is wrong and what to do, and exit code 2; set CAE_DEBUG=1 to see the traceback as well.
 Ctrl-C exits with code 130. PyTorch uses CAE_NUM_THREADS threads (default: the cores this process
-may use, within the container's CPU quota).
+may use, within the container's CPU quota). CAE_MEMORY_BUDGET_MB (default 512) is the memory a data
+split, or the images `sample` makes, may take.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cae_lib.commands.options import HelpFormatter
 from cae_lib.commands.options import add_data_args as _add_data_args  # noqa: F401  (kept for old imports)
 from cae_lib.commands.train import add_model_args as _add_model_args  # noqa: F401
 from cae_lib.commands.train import config_from_args  # noqa: F401
-from cae_lib.utils import configure_threads
+from cae_lib.utils import check_environment, configure_threads
 
 #: Problems a user can fix from the message alone: one line, no traceback (CAE_DEBUG=1 shows it).
 EXPECTED_ERRORS = (ValueError, RuntimeError, OSError)
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # so a command can print the line that repeats or resumes it
     debug = bool(os.environ.get("CAE_DEBUG"))
     try:
+        check_environment()  # a wrong CAE_NUM_THREADS or CAE_MEMORY_BUDGET_MB stops every command at once
         configure_threads()
         return args.func(args)
     except BrokenPipeError:  # `python -m cae_lib ... | head`: the reader has gone, nothing more to say

@@ -48,7 +48,7 @@ from cae_lib.evaluate import load_splits
 from cae_lib.experiment import config_for_data, find_pretrained
 from cae_lib.probes import label_subset
 from cae_lib.sampling import ClassGMMSampler, diversity, label_agreement, memorisation_check
-from cae_lib.utils import progress_bar, seed_everything, write_json, write_text
+from cae_lib.utils import progress_bar, save_figure, seed_everything, write_json, write_text
 
 HELP = "do generated images help a low-label classifier?"
 
@@ -140,7 +140,7 @@ def run_augment_benchmark(
               for a in ARMS}
     fig = plots.label_efficiency(curves, floor=floor)
     fig.axes[0].set_title(f"{name}: same-backbone classifier with few labels (test split)")
-    fig.savefig(out / f"{name}_augment.png", dpi=110, bbox_inches="tight")
+    save_figure(fig, out / f"{name}_augment.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(table)
     print(f"\nConclusion: {verdict}\nresults written to {out}/{name}_augment.{{json,md,png}}")

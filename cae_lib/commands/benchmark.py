@@ -50,7 +50,7 @@ from cae_lib.comparison import (
 from cae_lib.data import load_dataset
 from cae_lib.data.provenance import normalize_reference
 from cae_lib.run_folder import default_run_dir
-from cae_lib.utils import progress_bar, write_json, write_text
+from cae_lib.utils import progress_bar, save_figure, write_json, write_text
 
 HELP = "every method of the comparison table over several seeds"
 
@@ -145,7 +145,7 @@ def run_benchmark(
         out.mkdir(parents=True, exist_ok=True)
         points = curves if seeds > 1 else {k: {f: (m, None) for f, (m, _) in c.items()} for k, c in curves.items()}  # one seed: no error bars
         fig = plots.label_efficiency(points, floor=floor)
-        fig.savefig(out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
+        save_figure(fig, out / f"{name}_label_efficiency.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
     write_json(out / f"{name}_benchmark.json", result)
     partial.unlink(missing_ok=True)
@@ -154,7 +154,7 @@ def run_benchmark(
     fig = plots.results_bar_chart(bars, metric="accuracy", floor=floor, references=meta["references"])
     fig.axes[0].set_title(f"{name}: test accuracy (unsupervised: Hungarian-matched k-means; supervised: classifier)")
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{name}_benchmark.png", dpi=110, bbox_inches="tight")
+    save_figure(fig, out / f"{name}_benchmark.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(table)
     print(f"\nresults written to {out}/{name}_benchmark.{{json,md,png}}")

@@ -40,7 +40,7 @@ from cae_lib.evaluate import EvalConfig, evaluate_model, load_splits
 from cae_lib.experiment import config_for_data, load_or_train
 from cae_lib.run_folder import RunLock, run_contents
 from cae_lib.sampling import ClassGMMSampler
-from cae_lib.utils import write_json, write_text
+from cae_lib.utils import save_figure, write_json, write_text
 
 HELP = "the main job: load or train, cluster, evaluate, write a report"
 #: What a report folder holds; a folder with nothing else is an earlier report, replaced without asking.
@@ -81,7 +81,7 @@ def check_report_dir(out: Path, overwrite: bool = False) -> Path:
 
 
 def _save(fig: Any, path: Path) -> str:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path.name
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from cae_lib.checkpoint import CheckpointError, check_data_matches, checkpoint_dataset, checkpoint_notes, load_checkpoint, resolve_checkpoint_path
+from cae_lib.checkpoint import CheckpointError, check_data_matches, checkpoint_dataset, load_checkpoint
 from cae_lib.commands.options import CHECKPOINT_DATA_HELP, add_data_args, add_overwrite_arg, non_negative_int
-from cae_lib.commands.outputs import check_output_file, step, warn
+from cae_lib.commands.outputs import check_output_file, checkpoint_to_read, notes_for, step, warn
 from cae_lib.config import IMAGE_SIZES
 from cae_lib.data.provenance import describe
 from cae_lib.evaluate import EvalConfig, evaluate_model, format_metrics, load_splits
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = resolve_checkpoint_path(args.checkpoint)
+    path = checkpoint_to_read(args.checkpoint)
     json_path = check_output_file(args.json, "--json", inputs=[path, path.with_suffix(".json")], overwrite=args.overwrite, example="metrics.json") if args.json else None
     with step(f"loading the checkpoint {path}"):
         model, cfg, payload = load_checkpoint(path)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     empty = [name for name, split in splits.items() if len(split) == 0]
     if empty:
         raise ValueError(f"the {' and '.join(empty)} split of {dataset} is empty; evaluation needs images in train, val and test")
-    for message in checkpoint_notes(path, payload):
+    for message in notes_for(path, payload):
         warn(message)
     n = sum(len(d) for d in splits.values())
     has_projection = cfg.loss.contrastive_weight > 0

@@ -20,9 +20,10 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from cae_lib.run_folder import check_writable_location
+from cae_lib.checkpoint import CheckpointError, checkpoint_notes, resolve_checkpoint_path
+from cae_lib.run_folder import check_writable_location, lock_holder
 
 
 class OutputError(ValueError):
@@ -102,3 +103,48 @@ def step(message: str, quiet: bool = False) -> Iterator[None]:
     yield
     if not quiet:
         print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def _training_now(folder: Path) -> str | None:
+    """Who holds ``folder``'s run lock (``"pid 123, since ..."``) when another process trains there, else None."""
+    try:
+        return lock_holder(folder)
+    except OSError:  # a read-only shared folder: its lock cannot be opened, and nobody trains there
+        return None
+
+
+def checkpoint_to_read(path: str | os.PathLike) -> Path:
+    """The checkpoint a command reads (``path`` or ``path/model.pt``), with a clear error while a run is
+    still before its first checkpoint in that folder (rather than "does not exist: train one").
+
+    Raises:
+        CheckpointError: no checkpoint there (see :func:`cae_lib.checkpoint.resolve_checkpoint_path`).
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / "model.pt").is_file() and (path.is_dir() or path.name == "model.pt"):
+        holder = _training_now(folder)
+        if holder:
+            raise CheckpointError(
+                f"{folder} is in use by a training run ({holder}) that has not saved its first checkpoint yet "
+                f"(it saves {folder / 'model.pt'} after every epoch). Wait for its first epoch to end, or for the run to finish."
+            )
+    return resolve_checkpoint_path(path)
+
+
+def notes_for(path: Path, payload: dict[str, Any]) -> list[str]:
+    """What a user of the checkpoint at ``path`` should know (:func:`cae_lib.checkpoint.checkpoint_notes`),
+    and whether a training run is writing to its folder right now.
+
+    While a run writes there, the checkpoint read is the last one it saved, and "finish it with
+    --resume" would be refused (the folder is in use), so that note is replaced by one saying so.
+    """
+    holder = _training_now(path.parent)
+    if not holder:
+        return checkpoint_notes(path, payload)
+    extra = payload.get("extra") or {}
+    done, total = extra.get("epochs_done", "?"), extra.get("epochs_total", "?")
+    return checkpoint_notes(path, payload, unfinished=False) + [
+        f"a training run is writing to {path.parent} right now ({holder}): this is the checkpoint it saved last "
+        f"({done} of {total} epochs done), and the run will replace it. Run this command again when the training has finished."
+    ]

@@ -10,7 +10,6 @@ and the command that continues it.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import warnings
@@ -37,7 +36,7 @@ from cae_lib.distributed import init_from_env, is_main_process, launched_by_torc
 from cae_lib.experiment import TrainingWarning, cli_option, config_differences, differing_settings, train_cae
 from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
 from cae_lib.trainer import TrainingDiverged
-from cae_lib.utils import pick_device
+from cae_lib.utils import DiskFullError, pick_device
 
 HELP = "train a CAE and save a checkpoint"
 PRESETS = ("cae", "ae", "contrastive", "vae", "cvae")
@@ -180,11 +179,11 @@ def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CA
 
 
 def _saved_epochs(out: Path) -> str | None:
+    """How far the checkpoint in ``out`` got ("2 of 9 epochs done"), read from model.pt itself (its
+    .json could be an epoch behind, if the disk filled between the two, or edited by hand)."""
     try:
-        extra = json.loads((out / "model.json").read_text()).get("extra", {})
-    except (OSError, ValueError):
-        return None
-    if not (out / "model.pt").is_file():
+        extra = read_checkpoint(out / "model.pt").get("extra") or {}
+    except CheckpointError:
         return None
     return f"{extra.get('epochs_done', '?')} of {extra.get('epochs_total', '?')} epochs done"
 
@@ -202,6 +201,8 @@ def check_precision(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train; under ``torchrun`` every process runs this, joined in one DDP group (see cae_lib.distributed)."""
     cfg = config_from_args(args)
+    if not launched_by_torchrun():
+        pick_device(args.device)  # "--device cuda" without a GPU (or "gpu") stops here, before any folder is made
     check_precision(args)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out, the folder of the run to continue (each run without --out gets a new folder)")
@@ -220,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.train.device = str(device)  # one GPU per process
         main_process = is_main_process()
         with RunLock(out) if main_process else nullcontext():  # rank 0 writes, so rank 0 locks
+            if main_process:  # again, under the lock: another run may have filled the folder since the check above
+                check_run_dir(out, resume=args.resume, overwrite=args.overwrite)
             if args.overwrite and main_process:
                 removed = clear_run_files(out)
                 if removed:
@@ -237,6 +240,11 @@ def run(args: argparse.Namespace) -> int:
         saved = _saved_epochs(out)
         tail = f" The last good checkpoint is {out / 'model.pt'} ({saved})." if saved else " Nothing was saved."
         raise TrainingDiverged(f"{err}{tail}") from err
+    except DiskFullError as err:
+        saved = _saved_epochs(out) if main_process else None
+        tail = (f" The last checkpoint is {out / 'model.pt'} ({saved}); once there is room, continue with: {resume_command(argv, out)}"
+                if saved else "")
+        raise DiskFullError(f"{err}{tail}") from err
     finally:
         shutdown()
     if not main_process:  # rank 0 reports

@@ -45,8 +45,15 @@ def is_writable_dir(folder: Path) -> bool:
 
 
 def check_data_dir(folder: Path) -> Path:
-    """``folder`` itself, unless it exists and is not a folder (then a clear error)."""
+    """``folder`` itself, unless it exists and is not a folder (then a clear error, naming ``$CAE_DATA_DIR`` when it came from there)."""
     if folder.exists() and not folder.is_dir():
+        env = os.environ.get(ENV_VAR, "").strip()
+        if env and Path(env).expanduser().absolute() == folder.absolute():
+            raise DatasetUnavailableError(
+                f"{ENV_VAR}={env} names a file, not a folder. Set {ENV_VAR} to the folder that holds the MedMNIST .npz "
+                f"files (or unset it to use {default_cache_dir()}); to use a single .npz file of your own, pass it as the "
+                f"dataset (--dataset {env})."
+            )
         raise DatasetUnavailableError(
             f"the data folder {folder} is a file, not a folder. Pass the folder that holds the .npz files "
             f"(--data-dir on the command line, data_dir= in Python, or {ENV_VAR}); to use a single .npz file of "
