@@ -64,7 +64,8 @@ def render_clustering(
 
     Args:
         z: (N, D) codes to cluster and score; y: (N,) true labels (only used to score).
-        k: number of clusters; method: ``"kmeans"``, ``"gmm"`` or ``"agglomerative"``.
+        k: number of clusters; method: one of :data:`cae_lib.cluster.METHODS` (``"kmeans"``, ``"gmm"``,
+            ``"agglomerative"``, ``"spectral"``, ``"scan"``).
         preprocess: ``None``, ``"l2"``, ``"standardize"`` or ``"pca"`` (see :class:`LatentClusterer`).
         z_fit: if given, the clustering is fitted on these codes (e.g. the train split) and
             applied to ``z`` (e.g. the test split), as in the evaluation protocol; otherwise
@@ -121,8 +122,8 @@ def cluster_explorer(
     n_classes = len(np.unique(np.asarray(y)))
     controls = {
         "k": slider(widgets.IntSlider, n_classes, 2, max(k_max, n_classes), 1, "k (clusters)"),
-        "method": dropdown([("k-means", "kmeans"), ("Gaussian mixture", "gmm"), ("agglomerative (Ward)", "agglomerative")],
-                           "kmeans", "method"),
+        "method": dropdown([("k-means", "kmeans"), ("Gaussian mixture", "gmm"), ("agglomerative (Ward)", "agglomerative"),
+                            ("spectral (kNN graph)", "spectral"), ("SCAN", "scan")], "kmeans", "method"),
     }
 
     def render(k: int, method: str) -> tuple[Figure, dict[str, Any]]:
