@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cae_lib import __version__
-from cae_lib.config import CAEConfig
+from cae_lib.config import CAEConfig, flat_settings
 from cae_lib.data.image_data import ImageData
 from cae_lib.data.provenance import check_same_data, describe, looks_like_path, normalize_reference
 from cae_lib.data.registry import is_registered
@@ -212,23 +212,12 @@ def _sidecar_differences(path: Path, payload: dict[str, Any]) -> str:
     stored = json.loads(json.dumps(payload.get("config") or {}))  # as write_json wrote it (tuples become lists)
     if not isinstance(config, dict):
         return "has no settings (no \"config\" section)"
-    flat_old, flat_new = _flatten(stored), _flatten(config)
+    flat_old, flat_new = flat_settings(stored), flat_settings(config)
     changed = [k for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
     if not changed:
         return ""
     shown = "; ".join(f"{k}: {flat_old.get(k)!r} in the checkpoint, {flat_new.get(k)!r} in the .json" for k in changed[:3])
     return f"differs from the checkpoint's own settings ({shown}{'; ...' if len(changed) > 3 else ''})"
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def load_checkpoint(

@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from cae_lib.baselines import SupervisedConfig, run_baseline
-from cae_lib.config import preset
+from cae_lib.config import apply_recipe, preset
 from cae_lib.data.batches import images_of, images_to_float
 from cae_lib.embed import embed
 from cae_lib.evaluate import (
@@ -86,15 +86,20 @@ def _pixels(data: Any) -> np.ndarray:
 
 def run_one(
     method: str, dataset: str, seed: int, data_dir: str | None = None, epochs: int | None = None,
-    progress: bool = False, size: int = 28,
+    progress: bool = False, size: int = 28, recipe: str = "default",
 ) -> dict[str, Any]:
-    """Run one row of the table for one seed at ``size`` px, in this process. Returns metrics + settings + timing."""
+    """Run one row of the table for one seed at ``size`` px, in this process. Returns metrics + settings + timing.
+
+    ``recipe`` (:data:`cae_lib.config.RECIPES`) is the training budget of the AE / VAE / contrastive /
+    CAE rows; every row records it (``"recipe"``), the baselines included.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
     splits = load_splits(dataset, data_dir, size)
     y = {s: np.asarray(d.labels) for s, d in splits.items()}
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"method": METHODS[method], "key": method, "dataset": splits["train"].name, "size": size, "seed": seed}
+    result: dict[str, Any] = {"method": METHODS[method], "key": method, "dataset": splits["train"].name, "size": size, "seed": seed,
+                              "recipe": recipe}
     if method in ("raw_kmeans", "pca_kmeans"):
         feats = {s: _pixels(d) for s, d in splits.items()}
         if method == "pca_kmeans":
@@ -103,7 +108,7 @@ def run_one(
         result.update(evaluate_embeddings(feats, y, {"pixels" if method == "raw_kmeans" else "pca": feats}, pixel_eval_config(), seed=seed))
         result["settings"] = {"pca_components": 50} if method == "pca_kmeans" else {}
     elif method in ("ae", "vae", "contrastive", "cae"):
-        cfg = config_for_data(preset(method, dataset=dataset, size=size), splits["train"])
+        cfg = config_for_data(apply_recipe(preset(method, dataset=dataset, size=size), recipe), splits["train"])
         cfg.train.seed = seed
         if epochs is not None:
             cfg.train.epochs = epochs

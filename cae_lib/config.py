@@ -307,6 +307,42 @@ class CAEConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested settings dict with dotted keys: ``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        out.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+#: Named training budgets (``--recipe``), as overrides of :class:`TrainConfig`. ``"default"``: the
+#: 160 steps of the validation sweep, which PneumoniaMNIST trains in about 40 s on one CPU core (a
+#: Binder session). ``"long"``: ten times the steps, what a user with a GPU, or patience, should run
+#: (about 10x the time: 13-19 minutes on a busy 2-core CPU here, seconds on a GPU); width 16 is kept,
+#: as a wider encoder clustered no better on the validation splits
+#: (``benchmarks/sweep_clusterers.py``).
+RECIPES: dict[str, dict[str, Any]] = {"default": {}, "long": {"steps": 1600}}
+
+
+def apply_recipe(config: CAEConfig, name: str) -> CAEConfig:
+    """Set ``config``'s training budget to the recipe ``name`` (see :data:`RECIPES`); returns ``config``."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    for setting, value in RECIPES[name].items():
+        setattr(config.train, setting, value)
+    return config
+
+
+def recipe_of(config: CAEConfig) -> str:
+    """The name of the recipe whose budget ``config`` has (``"custom"`` when it matches none)."""
+    default = TrainConfig()
+    for name, overrides in RECIPES.items():
+        wanted = {key: overrides.get(key, getattr(default, key)) for key in ("steps", "epochs")}
+        if all(getattr(config.train, key) == value for key, value in wanted.items()):
+            return name
+    return "custom"
+
+
 def preset(name: str, **overrides: Any) -> CAEConfig:
     """Return the config of a named ablation: ``"cae"``, ``"ae"``, ``"contrastive"``, ``"vae"``, ``"cvae"``."""
     presets = {

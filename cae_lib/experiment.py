@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from cae_lib.config import CAEConfig
+from cae_lib.config import CAEConfig, flat_settings
 from cae_lib.data import load_dataset
 from cae_lib.data.provenance import check_same_data, dataset_reference, describe, looks_like_path, normalize_reference
 from cae_lib.distributed import is_main_process
@@ -137,24 +137,17 @@ def cli_option(key: str) -> str:
 def config_differences(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] = ("train.device", "train.world_size"),
                        keys: Sequence[str] | None = None) -> list[str]:
     """``["train.lr (--lr): 0.003 in the checkpoint, 0.01 now", ...]``: every setting that differs (of ``keys``, if given)."""
-    a, b = _flat(old.to_dict()), _flat(new.to_dict())
+    a, b = flat_settings(old.to_dict()), flat_settings(new.to_dict())
     return [f"{key} ({cli_option(key)}): {a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
             for key in differing_settings(old, new, ignore) if keys is None or key in keys]
 
 
 def differing_settings(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] = ("train.device", "train.world_size")) -> list[str]:
     """The dotted config keys (``"train.lr"``, ...) whose values differ between ``old`` and ``new``."""
-    a, b = _flat(old.to_dict()), _flat(new.to_dict())
+    a, b = flat_settings(old.to_dict()), flat_settings(new.to_dict())
     if "auto" in (a.get("train.precision"), b.get("train.precision")):
         ignore = (*ignore, "train.precision")  # "auto" matches what it resolved to (see same_settings)
     return [key for key in sorted(set(a) | set(b)) if key not in ignore and a.get(key) != b.get(key)]
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def train_cae(

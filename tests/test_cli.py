@@ -151,3 +151,24 @@ def test_schedule_steps_and_precision_options_reach_the_config():
     defaults = config_from_args(build_parser().parse_args(["train"]))
     assert (defaults.train.schedule, defaults.train.precision, defaults.loss.temperature) == ("cosine", "auto", 0.2)
     assert defaults.loss.recon_views == 2 and defaults.train.ema_decay is None
+
+
+def test_recipes_set_the_training_budget_and_a_typed_steps_wins(capsys):
+    from cae_lib.commands.train import config_from_args
+    from cae_lib.config import RECIPES, apply_recipe, preset, recipe_of
+
+    parser = build_parser()
+    default = config_from_args(parser.parse_args(["train"]))
+    long = config_from_args(parser.parse_args(["train", "--recipe", "long"]))
+    assert default.train.steps == 160 and long.train.steps == RECIPES["long"]["steps"] == 1600
+    assert config_from_args(parser.parse_args(["train", "--recipe", "long", "--steps", "50"])).train.steps == 50
+    assert recipe_of(default) == "default" and recipe_of(long) == "long"
+    assert recipe_of(apply_recipe(preset("cae"), "default")) == "default"
+    custom = preset("cae")
+    custom.train.steps = 7
+    assert recipe_of(custom) == "custom"
+    with pytest.raises(ValueError, match="unknown recipe 'short'; choose one of default, long"):
+        apply_recipe(preset("cae"), "short")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["benchmark", "--recipe", "short"])
+    assert "invalid choice: 'short'" in capsys.readouterr().err

@@ -328,6 +328,10 @@ def test_resume_continues_with_the_settings_saved_in_the_run(base_run, tmp_path,
     assert "--epochs" not in err  # typed, but it agrees with the checkpoint
     code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--preset", "ae", *SMALL)  # a preset sets many settings
     assert code == 2 and "loss.contrastive_weight (--contrastive-weight): 1.0 in the checkpoint, 0.0 now" in err
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--recipe", "long")  # a recipe sets the budget
+    assert code == 2 and "train.steps (--steps): 160 in the checkpoint, 1600 now" in err
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--recipe", "default", "--no-progress")  # and agrees
+    assert code == 0, err
 
 
 def test_resume_refuses_what_it_cannot_honour_and_names_the_fix(base_run, tmp_path, capsys):

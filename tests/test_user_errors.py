@@ -308,7 +308,7 @@ def test_benchmark_passes_on_the_warning_that_a_run_learned_nothing(tmp_path, mo
     real_chart = benchmark_command.plots.results_bar_chart
     monkeypatch.setattr(benchmark_command.plots, "results_bar_chart", lambda rows, **kw: charted.append(rows) or real_chart(rows, **kw))
     monkeypatch.setattr(benchmark_command, "run_one_isolated",  # in this process, so the patch above applies
-                        lambda method, dataset, seed, data_dir, epochs, size=28: comparison.run_one(method, dataset, seed, data_dir, epochs, size=size))
+                        lambda method, dataset, seed, data_dir, epochs, size=28, recipe="default": comparison.run_one(method, dataset, seed, data_dir, epochs, size=size, recipe=recipe))
     code, out, err = run_cli(capsys, "benchmark", "--dataset", "digits", "--methods", "raw_kmeans", "cae", "--seeds", "1",
                              "--epochs", "1", "--out", tmp_path / "bench", "--no-progress")
     assert code == 0 and f"{METHODS['cae']}, seed 0: done in" in out  # no bar: a line per run instead

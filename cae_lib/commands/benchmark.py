@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from cae_lib import plots
+from cae_lib.config import RECIPES
 from cae_lib.commands.options import add_data_args, add_overwrite_arg, add_progress_arg, positive_int
 from cae_lib.commands.outputs import check_output_dir, warn
 from cae_lib.comparison import (
@@ -55,11 +56,13 @@ from cae_lib.utils import progress_bar, save_figure, write_json, write_text
 HELP = "every method of the comparison table over several seeds"
 
 
-def run_one_isolated(method: str, dataset: str, seed: int, data_dir: str | None, epochs: int | None, size: int = 28) -> dict[str, Any]:
+def run_one_isolated(method: str, dataset: str, seed: int, data_dir: str | None, epochs: int | None, size: int = 28,
+                     recipe: str = "default") -> dict[str, Any]:
     """:func:`~cae_lib.comparison.run_one` in a fresh Python process, so peak memory is measured per run."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "cae_lib.commands.benchmark_worker", "--one", method, "--dataset", dataset, "--seed", str(seed), "--size", str(size), "--json", str(out)]
+        cmd = [sys.executable, "-m", "cae_lib.commands.benchmark_worker", "--one", method, "--dataset", dataset, "--seed", str(seed),
+               "--size", str(size), "--recipe", recipe, "--json", str(out)]
         if data_dir:
             cmd += ["--data-dir", str(data_dir)]
         if epochs is not None:
@@ -80,6 +83,7 @@ def run_benchmark(
     progress: bool = True,
     size: int = 28,
     reuse: str | Path | None = None,
+    recipe: str = "default",
 ) -> dict[str, Any]:
     """Run the table at ``size`` px and write JSON, Markdown and PNG files under ``out``; return the summary.
 
@@ -87,7 +91,9 @@ def run_benchmark(
     table unchanged (for rows that a change cannot affect, such as the supervised baselines after
     a change to the CAE's training); the table says which rows were reused and from when.
 
-    Files are named after the dataset, with ``_<size>px`` added above 28 px. ``out`` defaults to
+    ``recipe`` is the training budget of the CAE and its ablations (:data:`cae_lib.config.RECIPES`); every
+    run records it. Files are named after the dataset, with ``_<size>px`` added above 28 px and
+    ``_long`` for the long recipe. ``out`` defaults to
     a new folder ``runs/<dataset>-benchmark-<time>``; the committed results are
     :data:`~cae_lib.comparison.BENCHMARK_DIR`.
     """
@@ -99,7 +105,9 @@ def run_benchmark(
     if int(seeds) < 1:
         raise ValueError(f"seeds must be at least 1 (the table reports mean ± sd over seeds), got {seeds}")
     test = load_dataset(dataset, split="test", size=size, data_dir=data_dir)
-    name = test.name if size == 28 else f"{test.name}_{size}px"
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    name = (test.name if size == 28 else f"{test.name}_{size}px") + ("" if recipe == "default" else f"_{recipe}")
     out = Path(out) if out is not None else default_run_dir(dataset, "benchmark")
     floor = float(np.bincount(test.labels).max() / len(test.labels))
     jobs = [(m, s) for m in methods for s in range(seeds)]
@@ -109,7 +117,7 @@ def run_benchmark(
     for method, seed in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{method} seed {seed}")
-        runs.append(run_one_isolated(method, dataset, seed, data_dir, epochs, size))
+        runs.append(run_one_isolated(method, dataset, seed, data_dir, epochs, size, recipe))
         write_json(partial, runs)  # nothing is lost if a long run is interrupted
         if not progress:  # without the bar (logs), a line per run
             print(f"{METHODS[method]}, seed {seed}: done in {runs[-1].get('seconds', 0.0):.1f} s", flush=True)
@@ -123,6 +131,7 @@ def run_benchmark(
     meta = {
         "dataset": name,
         "seeds": seeds,
+        "recipe": recipe,
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
         "python": platform.python_version(),
@@ -180,11 +189,11 @@ def result_files(name: str) -> tuple[str, ...]:
     return tuple(f"{name}_{suffix}" for suffix in ("benchmark.json", "benchmark.md", "benchmark.png", "label_efficiency.png", "benchmark.partial.json"))
 
 
-def table_name(dataset: str, size: int = 28) -> str:
-    """The name :func:`run_benchmark` gives the files of ``dataset`` at ``size`` px (without loading it)."""
+def table_name(dataset: str, size: int = 28, recipe: str = "default") -> str:
+    """The name :func:`run_benchmark` gives the files of ``dataset`` at ``size`` px with ``recipe`` (without loading it)."""
     name = Path(normalize_reference(dataset)).name
     name = name[:-4] if name.lower().endswith(".npz") else name
-    return name if size == 28 else f"{name}_{size}px"
+    return (name if size == 28 else f"{name}_{size}px") + ("" if recipe == "default" else f"_{recipe}")
 
 
 def check_benchmark_out(out: Path, name: str, methods: Sequence[str], seeds: int, publish: bool, overwrite: bool, reused: Sequence[str] = ()) -> Path:
@@ -221,7 +230,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(a complete run only, unless --overwrite)")
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), metavar="METHOD",
                    help="the rows to run (default: all): " + ", ".join(METHODS))
-    p.add_argument("--epochs", type=positive_int, default=None, help="override the CAE epochs (default: the config default)")
+    p.add_argument("--recipe", choices=list(RECIPES), default="default",
+                   help="the training budget of the CAE and its ablations: default, or long (ten times the steps; "
+                        "results in <dataset>_long_benchmark.*)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the CAE epochs (default: the recipe's)")
     p.add_argument("--reuse", default=None, metavar="JSON",
                    help="an earlier <dataset>_benchmark.json: its runs of the methods not given in --methods join the table unchanged (default: none, every row runs)")
     add_overwrite_arg(p, "result files already in --out")
@@ -236,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     reused: list[str] = []
     if args.reuse:
         reused = sorted({r["key"] for r in reused_runs(args.reuse, methods, args.seeds)[0]})
-    check_benchmark_out(out, table_name(args.dataset, args.size), methods, args.seeds, args.publish, args.overwrite, reused)
+    check_benchmark_out(out, table_name(args.dataset, args.size, args.recipe), methods, args.seeds, args.publish, args.overwrite, reused)
     run_benchmark(
         dataset=args.dataset,
         seeds=args.seeds,
@@ -247,5 +259,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         size=args.size,
         reuse=args.reuse,
+        recipe=args.recipe,
     )
     return 0

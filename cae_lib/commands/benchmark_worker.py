@@ -22,10 +22,11 @@ def _main_one(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--size", type=int, default=28)
+    p.add_argument("--recipe", default="default")
     p.add_argument("--json", required=True)
     a = p.parse_args(argv)
     configure_threads()  # the same thread count as the command that started it (CAE_NUM_THREADS, CPU quota)
-    write_json(a.json, run_one(a.one, a.dataset, a.seed, a.data_dir, a.epochs, size=a.size))
+    write_json(a.json, run_one(a.one, a.dataset, a.seed, a.data_dir, a.epochs, size=a.size, recipe=a.recipe))
     return 0
 
 

@@ -30,7 +30,7 @@ from cae_lib.commands.options import (
 )
 from cae_lib.commands.outputs import warn
 from cae_lib.checkpoint import CheckpointError, read_checkpoint, run_finished
-from cae_lib.config import PRECISIONS, SCHEDULES, CAEConfig, preset
+from cae_lib.config import PRECISIONS, RECIPES, SCHEDULES, CAEConfig, apply_recipe, preset
 from cae_lib.data.provenance import looks_like_path, normalize_reference
 from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
 from cae_lib.experiment import TrainingWarning, cli_option, config_differences, differing_settings, train_cae
@@ -63,8 +63,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=d.train.epochs,
                    help=f"passes over the training set (default: enough for {d.train.steps} optimisation steps, 9 on PneumoniaMNIST)")
     p.add_argument("--batch-size", type=batch_size, default=d.train.batch_size, help="images per optimisation step")
-    p.add_argument("--steps", type=positive_int, default=d.train.steps,
-                   help="optimisation steps when --epochs is not given, rounded up to whole epochs (the epochs follow from it)")
+    p.add_argument("--recipe", choices=list(RECIPES), default="default",
+                   help=f"the training budget: default ({d.train.steps} steps, about 40 s on one CPU core for PneumoniaMNIST), or long "
+                        f"({RECIPES['long']['steps']:,} steps, about ten times as long: what to run with a GPU, or patience)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimisation steps when --epochs is not given, rounded up to whole epochs (default: the recipe's)")
     p.add_argument("--lr", type=positive_float, default=d.train.lr, help="Adam's peak learning rate")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.train.schedule,
                    help="cosine: linear warm-up, then a half-cosine decay to 0; constant: the same rate throughout")
@@ -98,7 +101,9 @@ def config_from_args(args: argparse.Namespace) -> CAEConfig:
             setattr(cfg.loss, name, value)
     cfg.augment.strength = args.augment_strength
     cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = args.epochs, args.batch_size, args.lr
-    cfg.train.steps = getattr(args, "steps", cfg.train.steps)
+    apply_recipe(cfg, getattr(args, "recipe", "default"))
+    if getattr(args, "steps", None) is not None:
+        cfg.train.steps = args.steps
     cfg.train.schedule = getattr(args, "schedule", cfg.train.schedule)
     cfg.train.warmup_fraction = getattr(args, "warmup_fraction", cfg.train.warmup_fraction)
     cfg.train.grad_clip = getattr(args, "grad_clip", cfg.train.grad_clip)
@@ -165,7 +170,8 @@ def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CA
             given.discard("--dataset")
             stored.dataset = typed.dataset
     differing = differing_settings(stored, typed)
-    keys = [k for k in differing if cli_option(k) in given]
+    recipe_keys = {f"train.{name}" for overrides in RECIPES.values() for name in overrides}  # what --recipe sets
+    keys = [k for k in differing if cli_option(k) in given or ("--recipe" in given and k in recipe_keys)]
     fix = "leave those options out"
     if "--preset" in given and differing:
         keys, fix = differing, "leave --preset out (it resets every setting to the preset's)"
