@@ -122,8 +122,8 @@ print("CAE:", where)
 
 # %%
 live_splits = {"train": fit, "val": val, "test": test}
-rows = {"CAE + k-means (this model)": evaluate_model(model, live_splits, seed=SEED), **pixel_baselines(live_splits, seed=SEED)}
-floor = rows["CAE + k-means (this model)"]["majority_floor"]
+rows = {"CAE + spectral (this model)": evaluate_model(model, live_splits, seed=SEED), **pixel_baselines(live_splits, seed=SEED)}
+floor = rows["CAE + spectral (this model)"]["majority_floor"]
 display(Markdown(results_table(rows, floor, len(test), train.name)))
 
 # %% [markdown]
@@ -176,7 +176,7 @@ else:
 
 # %%
 chart = [{"method": name, "accuracy": r["hungarian_acc"]} for name, r in rows.items()]
-chart.append({"method": "CAE codes + linear probe", "accuracy": rows["CAE + k-means (this model)"]["linear_acc"]})
+chart.append({"method": "CAE codes + linear probe", "accuracy": rows["CAE + spectral (this model)"]["linear_acc"]})
 chart.append({"method": sb["method"], "accuracy": sb["accuracy"]})
 if resnet is not None:
     chart.append({"method": resnet["method"], "accuracy": resnet["accuracy"]})

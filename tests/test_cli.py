@@ -52,7 +52,7 @@ def test_evaluate_writes_the_required_keys(digits_checkpoint, tmp_path, capsys):
     assert metrics["train_config"]["dataset"] == "digits"
     printed = capsys.readouterr().out
     assert "features: projection/none" in printed  # the step message names the fixed features ...
-    assert "| Hungarian acc (k-means, k = #classes, on projection/none) |" in printed  # ... and so does the table
+    assert "| Hungarian acc (spectral (kNN graph), k = #classes, on projection/none) |" in printed  # ... and so does the table
 
 
 def test_sample_writes_grid_settings_and_a_loadable_npz(digits_checkpoint, tmp_path):
@@ -100,7 +100,7 @@ def test_demo_writes_the_report_folder_on_digits(no_data_dir, tmp_path):
     for name in ("metrics.json", "report.md", "config.json", "reconstructions.png", "latent_map.png", "confusion_matrix.png",
                  "cluster_montages.png", "samples.png", "training_curves.png"):
         assert (out / name).is_file(), name
-    cae = metrics["results"]["CAE + k-means (this model)"]
+    cae = metrics["results"]["CAE + spectral (this model)"]
     assert 0 <= cae["hungarian_acc"] <= 1
     assert "Hungarian" in (out / "report.md").read_text()
 

@@ -98,7 +98,7 @@ def _figures(out: Path, model: Any, history: list[dict[str, float]], train: Any,
     z2d, idx = plots.project_2d(assign["features"]["test"] if cae["cluster_features"].startswith("projection") else assign["z"]["test"], "pca", seed=seed)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     plots.latent_map(z2d, test.labels[idx], "test codes (PCA), coloured by true label", ax=axes[0], class_names=names)
-    plots.latent_map(z2d, assign["test_clusters"][idx], "coloured by k-means cluster", ax=axes[1])
+    plots.latent_map(z2d, assign["test_clusters"][idx], f"coloured by {EvalConfig().method} cluster", ax=axes[1])
     figures["latent_map"] = _save(fig, out / "latent_map.png")
     figures["confusion_matrix"] = _save(plots.confusion_matrix_plot(test.labels, assign["test_clusters"], class_names=names), out / "confusion_matrix.png")
     pre = cae["cluster_features"].split("/")[1]
@@ -148,10 +148,10 @@ def run_demo(
 
     assign: dict[str, Any] = {}
     n_images = sum(len(d) for d in splits.values())
-    with step(f"evaluating the CAE: embedding {n_images} images, k-means (features: {EvalConfig().cluster_features}), kNN and linear probes"):
+    with step(f"evaluating the CAE: embedding {n_images} images, {EvalConfig().method} clustering (features: {EvalConfig().cluster_features}), kNN and linear probes"):
         cae = evaluate_model(model, splits, seed=seed, assignments=assign)
     with step("the baselines: k-means on raw pixels and on PCA"):
-        rows = {"CAE + k-means (this model)": cae, **pixel_baselines(splits, seed)}
+        rows = {"CAE + spectral (this model)": cae, **pixel_baselines(splits, seed)}
     floor = cae["majority_floor"]
     table = results_table(rows, floor, len(test), name)
     # the committed table is about the official data only (a folder named like it is other data)

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_args(p, dataset_default=None, size=False, dataset_help=CHECKPOINT_DATA_HELP)
     p.add_argument("--size", type=int, default=None, choices=IMAGE_SIZES,
                    help="image size; must be the checkpoint's own (default: the checkpoint's)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of k-means and the probes")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the clusterers and the probes")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file (default: print only)")
     add_overwrite_arg(p, "an existing --json file")
 
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     n = sum(len(d) for d in splits.values())
     has_projection = cfg.loss.contrastive_weight > 0
     features = EvalConfig().cluster_features if has_projection else "chosen on val"
-    with step(f"embedding {n} images, then k-means (k = {splits['train'].n_classes}; features: {features}), kNN and "
-              "linear probes (the longest step: seconds for PneumoniaMNIST on a CPU)"):
+    with step(f"embedding {n} images, then {EvalConfig().method} clustering (k = {splits['train'].n_classes}; features: {features}; "
+              "and every other clusterer on the same codes), kNN and linear probes (the longest step: seconds for PneumoniaMNIST on a CPU)"):
         result = evaluate_model(model, splits, seed=args.seed, has_projection=has_projection)
     result.update(
         dataset=dataset,
