@@ -49,3 +49,25 @@ def make_folder(path: Path, per_class: int, classes: tuple[str, ...] = ("benign"
         for i, img in enumerate(images[labels == c][:per_class]):
             Image.fromarray(img).save(folder / f"{i}.png")
     return path
+
+
+def train_own_run(home: Path) -> Path:
+    """Train a tiny model with ``train --dataset mydata.npz --out runs/my`` from ``home`` (the folder that
+    holds the file, made here); returns ``home``."""
+    import pytest
+
+    make_npz(home / "mydata.npz")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(home)
+        mp.setenv("XDG_CACHE_HOME", str(home / "xdg"))
+        assert main(["train", "--dataset", "mydata.npz", "--out", "runs/my", *SMALL]) == 0
+    return home
+
+
+def no_medmnist_files(tmp_path: Path, monkeypatch: Any) -> None:
+    """No MedMNIST files and a throw-away cache: only the user's own data (and digits) can be found."""
+    empty = tmp_path / "no_medmnist"
+    empty.mkdir()
+    monkeypatch.setenv("CAE_DATA_DIR", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+

@@ -12,7 +12,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytest
@@ -21,16 +21,12 @@ from PIL import Image
 from cae_lib.data import CorruptFileError, load_dataset
 from cae_lib.data.layout import resize_images
 from cae_lib.data.provenance import fingerprint
-from cli_helpers import SMALL, digits_split, make_folder, run_cli
+from cli_helpers import SMALL, digits_split, make_folder, no_medmnist_files, run_cli
 
 
 @pytest.fixture(autouse=True)
 def no_official_data(tmp_path, monkeypatch):
-    """No MedMNIST files and a throw-away cache: only the user's own data (and digits) can be found."""
-    empty = tmp_path / "no_medmnist"
-    empty.mkdir()
-    monkeypatch.setenv("CAE_DATA_DIR", str(empty))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    no_medmnist_files(tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +213,16 @@ def _clean(tmp_path: Path, name: str = "clean") -> Path:
     return make_folder(tmp_path / name, 8)
 
 
+def _refused_everywhere(root: Path, words: Sequence[str], error: type[Exception], tmp_path: Path, capsys: Any) -> None:
+    """``load_dataset(root)`` raises ``error`` and ``train`` exits 2, both with every one of ``words``."""
+    with pytest.raises(error) as exc:
+        load_dataset(root)
+    for w in words:
+        assert w in str(exc.value), str(exc.value)
+    code, _, err = run_cli(capsys, "train", "--dataset", root, "--out", tmp_path / "run", *SMALL)
+    assert code == 2 and all(w in err for w in words), err
+
+
 def _same_data(a: Path, b: Path) -> None:
     for split in ("train", "test"):
         x, y = load_dataset(a, split), load_dataset(b, split)
@@ -284,12 +290,7 @@ def test_images_in_sub_sub_folders_are_not_silently_left_out(layout, words, tmp_
         root = tmp_path / "splits"
         make_folder(root / "train", 6)
         make_folder(root / "test", 3)
-    with pytest.raises(ValueError) as exc:
-        load_dataset(root)
-    for w in words:
-        assert w in str(exc.value), str(exc.value)
-    code, _, err = run_cli(capsys, "train", "--dataset", root, "--out", tmp_path / "run", *SMALL)
-    assert code == 2 and all(w in err for w in words), err
+    _refused_everywhere(root, words, ValueError, tmp_path, capsys)
 
 
 def test_spaces_and_non_ascii_names_train_evaluate_and_sample(tmp_path, capsys):
@@ -335,12 +336,7 @@ def test_broken_and_looping_links_are_named(kind, words, tmp_path, capsys):
         os.symlink("..", root / "benign" / "up")
     else:
         os.symlink(".", root / "self")
-    with pytest.raises(CorruptFileError) as exc:
-        load_dataset(root)
-    for w in words:
-        assert w in str(exc.value), str(exc.value)
-    code, _, err = run_cli(capsys, "train", "--dataset", root, "--out", tmp_path / "run", *SMALL)
-    assert code == 2 and all(w in err for w in words), err
+    _refused_everywhere(root, words, CorruptFileError, tmp_path, capsys)
 
 
 def test_a_rotated_phone_photo_is_turned_upright(tmp_path):

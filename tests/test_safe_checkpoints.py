@@ -24,7 +24,7 @@ from cae_lib.course import load_or_train_cae
 from cae_lib.config import CAEConfig
 from cae_lib.evaluate import evaluate_checkpoint
 from cae_lib.experiment import pretrained_path
-from cli_helpers import SMALL, make_npz, run_cli
+from cli_helpers import SMALL, make_npz, run_cli, train_own_run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist"
 
@@ -42,14 +42,7 @@ class WritesMarker:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny run trained on the user's own .npz: ``home/runs/my/model.pt``, resumable."""
-    home = tmp_path_factory.mktemp("user")
-    make_npz(home / "mydata.npz")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(home)
-        mp.setenv("XDG_CACHE_HOME", str(home / "xdg"))
-        from cae_lib.cli import main
-
-        assert main(["train", "--dataset", str(home / "mydata.npz"), "--out", "runs/my", *SMALL]) == 0
+    home = train_own_run(tmp_path_factory.mktemp("user"))
     return home / "runs" / "my"
 
 

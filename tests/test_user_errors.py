@@ -31,29 +31,18 @@ from cae_lib.experiment import check_train_settings, training_warnings
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder
 from cae_lib.trainer import ImageBatches, Trainer, TrainingDiverged
-from cli_helpers import SMALL, digits_split, make_folder, make_npz, run_cli
+from cli_helpers import SMALL, digits_split, make_folder, make_npz, no_medmnist_files, run_cli, train_own_run
 
 
 @pytest.fixture(autouse=True)
 def no_official_data(tmp_path, monkeypatch):
-    """No MedMNIST files and a throw-away cache: only the user's own data (and digits) can be found."""
-    empty = tmp_path / "no_medmnist"
-    empty.mkdir()
-    monkeypatch.setenv("CAE_DATA_DIR", str(empty))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    no_medmnist_files(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def own_run(tmp_path_factory):
     """A model trained with ``train --dataset mydata.npz`` from the folder that holds the file."""
-    home = tmp_path_factory.mktemp("user")
-    make_npz(home / "mydata.npz")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(home)
-        mp.setenv("XDG_CACHE_HOME", str(home / "xdg"))
-        from cae_lib.cli import main
-
-        assert main(["train", "--dataset", "mydata.npz", "--out", "runs/my", *SMALL]) == 0
+    home = train_own_run(tmp_path_factory.mktemp("user"))
     return home
 
 

@@ -246,3 +246,14 @@ def test_model_mode_restored_and_no_gradients(setup):
     figure(W.render_traversal(model, LatentTraversal().fit(z)))
     assert model.training, "the render functions restore the model's mode"
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_neighbours_figure_fits_each_method_on_the_fit_codes_and_scores_the_others():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 400)
+    strips = np.stack([rng.uniform(0, 10, 800), y + rng.normal(0, 0.08, 800)], axis=1)  # k-means cuts across them
+    fig = W.neighbours_figure(strips[::2], y[::2], strips[1::2], methods=("kmeans", "spectral"))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1].startswith("k-means") and titles[2].startswith("spectral (kNN graph)\nHungarian acc 1.000")
+    assert float(titles[1].split("acc ")[1]) < 0.7 and "of the kNN edges join one label" in titles[0]
+    plt.close(fig)

@@ -24,11 +24,11 @@ Heavy callbacks (clustering, which refits a model) run only when you press **Run
 closed after they are displayed, so moving a slider a hundred times does not grow memory.
 
 Modules: ``common`` (the :class:`Explorer` shell and its controls), ``views`` (1), ``latent_maps``
-(2), ``clustering`` (3), ``decoding`` (4-6 and :func:`render_samplers`). Everything is importable
+(2), ``clustering`` (3, and :func:`neighbours_figure`), ``decoding`` (4-6 and :func:`render_samplers`). Everything is importable
 from ``cae_lib.widgets`` itself.
 """
 
-from cae_lib.widgets.clustering import cluster_explorer, clustering_table, render_clustering
+from cae_lib.widgets.clustering import cluster_explorer, clustering_table, neighbours_figure, render_clustering
 from cae_lib.widgets.common import EXPLORER_TEXT, Explorer
 from cae_lib.widgets.decoding import (
     class_sampling_explorer,
@@ -51,6 +51,7 @@ __all__ = [
     "clustering_table",
     "interpolation_explorer",
     "latent_map_explorer",
+    "neighbours_figure",
     "render_class_samples",
     "render_clustering",
     "render_interpolation",

@@ -1,4 +1,5 @@
-"""Explorer 3, clustering: choose k and the method, see the metrics, the confusion matrix and typical members.
+"""Explorer 3, clustering: choose k and the method, see the metrics, the confusion matrix and typical members;
+and :func:`neighbours_figure`, why neighbour-based clustering can beat centroids on the same codes.
 
 Clustering refits a model, so this explorer renders only when **Run** is pressed. Its metrics table
 (:func:`clustering_table`) puts the majority-class floor beside every number and labels the
@@ -17,7 +18,9 @@ from matplotlib.figure import Figure
 
 from cae_lib import plots
 from cae_lib.cluster import LatentClusterer
+from cae_lib.cluster.scan import mine_neighbours
 from cae_lib.data.batches import images_of
+from cae_lib.evaluate import CLUSTERER_NAMES
 from cae_lib.metrics import clustering_metrics
 from cae_lib.utils import class_name
 from cae_lib.widgets.common import Explorer, dropdown, slider
@@ -132,3 +135,32 @@ def cluster_explorer(
     return Explorer(render, controls, manual=True,
                     show_extra=lambda m: Markdown(clustering_table({m["method"]: m})),
                     title=f"Clustering: choose k and the method, then press Run (the data has {n_classes} classes)")
+
+
+def neighbours_figure(
+    z: np.ndarray,
+    y: np.ndarray,
+    z_fit: np.ndarray,
+    methods: Sequence[str] = ("kmeans", "spectral", "scan"),
+    preprocess: str | None = None,
+    class_names: Sequence[str] | None = None,
+    n_neighbors: int = 10,
+    seed: int = 0,
+    max_points: int = 1000,
+) -> Figure:
+    """Why neighbours can beat centroids, on real codes: :func:`cae_lib.plots.neighbours_and_centroids`.
+
+    Each of ``methods`` is fitted on ``z_fit`` (e.g. the train codes) and assigns ``z`` (e.g. the
+    test codes, (N, D), labels ``y``); the first panel shows ``z``'s true labels and the edges joining
+    each code to its ``n_neighbors`` nearest codes, found in the full (preprocessed) code space. At
+    most ``max_points`` codes are drawn (a seeded sample), all of them are scored.
+    """
+    y = np.asarray(y).reshape(-1)
+    partitions = {}
+    for method in methods:
+        clusterer = LatentClusterer(len(np.unique(y)), method, preprocess, seed=seed).fit(z_fit)
+        partitions[CLUSTERER_NAMES.get(method, method)] = clusterer.predict(z)
+    x = clusterer.transform(z)  # the same preprocessing for every method
+    x2d, idx = plots.project_2d(x, "pca", seed=seed, max_points=max_points)
+    return plots.neighbours_and_centroids(x2d, y[idx], {name: labels[idx] for name, labels in partitions.items()},
+                                          neighbours=mine_neighbours(x[idx], n_neighbors), class_names=class_names, seed=seed)
