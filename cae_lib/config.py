@@ -318,7 +318,7 @@ def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 #: Named training budgets (``--recipe``), as overrides of :class:`TrainConfig`. ``"default"``: the
 #: 160 steps of the validation sweep, which PneumoniaMNIST trains in about 40 s on one CPU core (a
 #: Binder session). ``"long"``: ten times the steps, what a user with a GPU, or patience, should run
-#: (about 10x the time: 13-19 minutes on a busy 2-core CPU here, seconds on a GPU); width 16 is kept,
+#: (about 10x the time: 9 to 19 minutes a run on a busy 2-core CPU here, with a progress bar; far less on a GPU); width 16 is kept,
 #: as a wider encoder clustered no better on the validation splits
 #: (``benchmarks/sweep_clusterers.py``).
 RECIPES: dict[str, dict[str, Any]] = {"default": {}, "long": {"steps": 1600}}

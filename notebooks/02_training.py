@@ -204,9 +204,10 @@ plots.reconstructions(x, reconstruct(model, x), n=10);
 # with k = number of classes on the test codes, scored by Hungarian-matched accuracy against the
 # floor. This quick version fits k-means on the standardised codes `z` of the test images
 # themselves, the same way for any model (the plain AE below has no trained projection), so its
-# number is not the protocol's: notebook 4 fits k-means on the train split's projections `h`, the
-# fixed features, and scores the test split. For the shipped PneumoniaMNIST checkpoint the two
-# differ by a few points (see the README's figure for it); use this one to compare models here.
+# number is not the protocol's: notebook 4 fits its clusterer (spectral clustering on the kNN graph)
+# on the train split's projections `h`, the fixed features, and scores the test split. For the
+# shipped PneumoniaMNIST checkpoint the two differ by a few points (its model card gives the
+# protocol's number); use this one to compare models here.
 
 # %%
 def quick_kmeans(m):

@@ -150,8 +150,9 @@ widgets.render_latent_map(codes, test.labels, "tsne", "label", class_names=names
 # * **k-means Hungarian accuracy** (k = number of classes, on the test codes): can the classes be
 #   found *without* labels? For a like-for-like look at the three codes, k-means is fitted here on
 #   the standardised test codes themselves, as in the maps above. That is not the evaluation
-#   protocol (notebook 4: fitted on the train codes, `h` unscaled), so the projection's number here
-#   differs from the 0.817 that notebook 4 and the README give for the shipped checkpoint;
+#   protocol (notebook 4: spectral clustering fitted on the train codes, `h` unscaled), so the
+#   projection's number here differs from the 0.848 that notebook 4 and the model card give for the
+#   shipped checkpoint (k-means on the same train-fitted codes: 0.817);
 # * **kNN accuracy** (k = 10, cosine; train codes as the reference set): are an image's nearest
 #   neighbours of its own class? This uses labels, but only to *read out* the code.
 
