@@ -206,11 +206,14 @@ def _no_layout_keys(path: Path, keys: Sequence[str]) -> ValueError:
     )
 
 
-def check_npz_layout(path: Path) -> tuple[tuple[str, ...], dict[str, tuple[tuple[int, ...], np.dtype]]]:
+def check_npz_layout(
+    path: Path, needed: Sequence[str] = ()
+) -> tuple[tuple[str, ...], dict[str, tuple[tuple[int, ...], np.dtype]]]:
     """Check every split of your own .npz from the array headers alone (no image is read), before any work.
 
-    Each split needs both ``*_images`` and ``*_labels``, one label per image, and at least one image;
-    all splits must be grey or all RGB.
+    Each split needs both ``*_images`` and ``*_labels`` and one label per image; the splits in
+    ``needed`` (training needs train and val) need at least one image; all splits must be grey or
+    all RGB. Other splits may be empty (``save_samples_npz(..., empty_other_splits=True)`` writes such files).
 
     Returns:
         the splits the file holds, and ``{key: (shape, dtype)}`` of its arrays.
@@ -232,7 +235,7 @@ def check_npz_layout(path: Path) -> tuple[tuple[str, ...], dict[str, tuple[tuple
                 f"{path}: {s}_images has {n_images} images but {s}_labels has {n_labels} labels; every image "
                 "needs exactly one label, in the same order. Re-create the file from matching arrays (save_npz checks this)."
             )
-        if n_images == 0:
+        if n_images == 0 and s in needed:
             raise ValueError(
                 f"{path}: the {s} split is empty (0 images). Every split needs images (training uses train and val, "
                 "evaluate uses test): cut your labelled images into three with cae_lib.data.stratified_split(labels) "
@@ -301,7 +304,7 @@ def load_npz_split(path: Path, split: str, size: int | None) -> tuple[np.ndarray
     Returns:
         images uint8 (N, size, size[, C]) (resized if ``size`` differs), labels int64 (N,), class names.
     """
-    splits, headers = check_npz_layout(path)
+    splits, headers = check_npz_layout(path, needed=("train", "val") if split == "train" else ())
     if split not in splits:
         raise ValueError(
             f"{path} has no {split!r} split (it has {list(splits)}). cae-lib trains on train and val and evaluates "
