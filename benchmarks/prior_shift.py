@@ -41,11 +41,11 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from cae_lib.augment import centre_zoom
 from cae_lib.config import CAEConfig
-from cae_lib.data import images_to_float
+from cae_lib.batches import images_to_float
 from cae_lib.embed import embed
 from cae_lib.evaluate import load_splits
 from cae_lib.experiment import build_trainer, config_for_data
-from cae_lib.utils import write_json, write_text
+from cae_lib.files import write_json, write_text
 
 PUBLISHED = Path(__file__).resolve().parent / "results"
 

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from cae_lib.checkpoint import read_checkpoint
-from cae_lib.config import CAEConfig, recipe_of
+from cae_lib.config import CAEConfig
+from cae_lib.experiment import recipe_of
 from cae_lib.evaluate import CLUSTERER_NAMES, evaluate_checkpoint
-from cae_lib.utils import write_json, write_text
+from cae_lib.files import write_json, write_text
 
 COLUMNS = [("hungarian_acc", "Hungarian ({method})"), ("kmeans", "Hungarian (k-means)"), ("knn_acc", "kNN (k = 10)"),
            ("linear_acc", "linear (balanced)"), ("linear_unweighted_acc", "linear (plain)")]

@@ -31,11 +31,12 @@ import numpy as np
 import torch
 
 from cae_lib.config import IMAGE_SIZES, CAEConfig, ModelConfig, TrainConfig
-from cae_lib.data.batches import ImageBatches
+from cae_lib.batches import ImageBatches
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder, count_macs, count_parameters
-from cae_lib.trainer import Trainer
-from cae_lib.utils import peak_memory_mb, write_json, write_text
+from cae_lib.run_trainer import RunTrainer
+from cae_lib.files import write_json, write_text
+from cae_lib.machine import peak_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def measure(size: int, device: str, precision: str, batch_size: int, steps: int)
     images = np.random.default_rng(0).integers(0, 256, size=(batch_size * steps, size, size), dtype=np.uint8)
     model = ContrastiveAutoencoder(cfg.model)
     macs = count_macs(model, (1, size, size))
-    trainer = Trainer(model, CAEObjective.from_config(cfg), ImageBatches(images), cfg.train, progress=False)
+    trainer = RunTrainer(model, CAEObjective.from_config(cfg), ImageBatches(images), cfg.train, progress=False)
     peak_before = matmul_peak_gflops(trainer.device)
     history = trainer.fit()
     peak = max(peak_before, matmul_peak_gflops(trainer.device))  # measured on either side of the training

@@ -48,14 +48,15 @@ import torch
 from sweep_defaults import apply_overrides  # this script's folder is on sys.path when it runs
 from torch.utils.flop_counter import FlopCounterMode
 
-import cae_lib.trainer as trainer_module
+import cae_lib.run_trainer as trainer_module
 from cae_lib.config import CAEConfig
-from cae_lib.data.batches import images_to_float
+from cae_lib.batches import images_to_float
 from cae_lib.evaluate import EvalConfig, evaluate_model, load_splits
 from cae_lib.experiment import build_trainer, config_for_data
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.utils import peak_memory_mb, write_json, write_text
+from cae_lib.files import write_json, write_text
+from cae_lib.machine import peak_memory_mb
 
 PUBLISHED = Path(__file__).resolve().parent / "results"
 #: Overrides that turn today's default into the previous one (before the cosine schedule and bf16).

@@ -85,7 +85,8 @@ from scipy.stats import spearmanr
 from cae_lib.augment import centre_zoom
 from cae_lib.cluster import LatentClusterer
 from cae_lib.config import CAEConfig
-from cae_lib.data import images_to_float, load_dataset, to_medmnist_layout
+from cae_lib.batches import images_to_float
+from cae_lib.data import load_dataset, to_medmnist_layout
 from cae_lib.embed import embed, reconstruct
 from cae_lib.evaluate import EvalConfig, evaluate_embeddings
 from cae_lib.experiment import build_trainer, config_for_data

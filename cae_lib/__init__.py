@@ -6,7 +6,7 @@ for unsupervised medical image clustering and reconstruction* (NLDL 2023, arXiv 
 Where things live (one module per idea):
 
 - ``cae_lib.data``        datasets (MedMNIST 2D, ``digits``, your own folder / npz), download, memory maps;
-  ``cae_lib.data.batches`` is the one way a batch is built (uint8 -> float, the seeded shuffle)
+  ``cae_lib.batches`` is the one way a batch is built (uint8 -> float, the seeded shuffle)
 - ``cae_lib.augment``     batched two-view contrastive augmentation on tensors
 - ``cae_lib.config``      dataclass configs, saved as JSON next to every checkpoint and result
 - ``cae_lib.models``      encoder, decoder, projection head, the AE / VAE variants
@@ -34,7 +34,6 @@ Where things live (one module per idea):
   ``benchmark`` (the table over seeds), ``sample`` (image grid + MedMNIST-layout npz),
   ``augment_benchmark`` (the augmentation experiment), ``demo`` (the main job, ``make demo``)
 - ``cae_lib.cli``         ``python -m cae_lib ...``: dispatches to ``cae_lib.commands``
-  (``cae_lib.benchmark``, ``augment_benchmark``, ``report`` and ``generate`` re-export the moved names)
 - ``cae_lib.utils``       seeding, device choice, atomic writes, progress bars, peak memory
 """
 

@@ -32,7 +32,7 @@ from cae_lib.data.image_data import ImageData
 from cae_lib.data.provenance import check_same_data, describe, looks_like_path, normalize_reference
 from cae_lib.data.registry import is_registered
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.utils import atomic_path, write_json
+from cae_lib.files import atomic_path, write_json
 
 FORMAT = "cae-lib-checkpoint/1"
 

@@ -29,10 +29,7 @@ from typing import Sequence
 
 from cae_lib.commands import augment_benchmark, benchmark, datasets, demo, evaluate, sample, train
 from cae_lib.commands.options import HelpFormatter
-from cae_lib.commands.options import add_data_args as _add_data_args  # noqa: F401  (kept for old imports)
-from cae_lib.commands.train import add_model_args as _add_model_args  # noqa: F401
-from cae_lib.commands.train import config_from_args  # noqa: F401
-from cae_lib.utils import check_environment, configure_threads
+from cae_lib.machine import check_environment, configure_threads
 
 #: Problems a user can fix from the message alone: one line, no traceback (CAE_DEBUG=1 shows it).
 EXPECTED_ERRORS = (ValueError, RuntimeError, OSError)
@@ -47,11 +44,6 @@ COMMANDS = {
     "augment-benchmark": augment_benchmark,
     "demo": demo,
 }
-
-# The former ``cmd_*`` functions, kept for old imports.
-cmd_datasets, cmd_train, cmd_evaluate, cmd_benchmark = datasets.run, train.run, evaluate.run, benchmark.run
-cmd_sample, cmd_augment_benchmark, cmd_demo = sample.run, augment_benchmark.run, demo.run
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m cae_lib`` parser: one subparser per entry of :data:`COMMANDS`."""

@@ -34,8 +34,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from cae_lib.baselines import SupervisedConfig, run_baseline
-from cae_lib.config import apply_recipe, preset
-from cae_lib.data.batches import images_of, images_to_float
+from cae_lib.config import preset
+from cae_lib.batches import images_of, images_to_float
 from cae_lib.embed import embed
 from cae_lib.evaluate import (
     EvalConfig,
@@ -43,9 +43,9 @@ from cae_lib.evaluate import (
     evaluate_model,
     load_splits,
 )
-from cae_lib.experiment import build_trainer, config_for_data, training_warnings
+from cae_lib.experiment import apply_recipe, build_trainer, config_for_data, training_warnings
 from cae_lib.probes import label_subset, linear_probe
-from cae_lib.utils import peak_memory_mb
+from cae_lib.machine import peak_memory_mb
 
 # The committed benchmark results (``benchmarks/results`` beside the package).
 BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -90,7 +90,7 @@ def run_one(
 ) -> dict[str, Any]:
     """Run one row of the table for one seed at ``size`` px, in this process. Returns metrics + settings + timing.
 
-    ``recipe`` (:data:`cae_lib.config.RECIPES`) is the training budget of the AE / VAE / contrastive /
+    ``recipe`` (:data:`cae_lib.experiment.RECIPES`) is the training budget of the AE / VAE / contrastive /
     CAE rows; every row records it (``"recipe"``), the baselines included.
     """
     if method not in METHODS:

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from cae_lib.utils import write_json
+from cae_lib.files import write_json
 
 VARIANTS = ("ae", "vae")
 IMAGE_SIZES = (28, 64, 128, 224)
@@ -74,24 +72,14 @@ class LossConfig:
     Attributes:
         recon: ``"mse"`` or ``"bce"`` (pixel-wise, summed over pixels, averaged over the batch
             is *not* used: both are averaged per pixel so the weights stay comparable).
-        recon_weight, contrastive_weight: the balance of the two terms. The paper's equal
-            weights kept their place in the sweep's stage 7 (``benchmarks/results/sweep_defaults.md``,
-            validation splits): a reconstruction weight of 0.1, 0.3 or 3, or 0.3 with one view
-            reconstructed, scored 0.8315, 0.8342, 0.8047 and 0.8411 against 0.8457. The validation
-            reconstruction error moved less than the weight (PneumoniaMNIST MSE 0.0121 at 0.1,
-            0.0104 at 1, 0.0097 at 3).
-        temperature: NT-Xent temperature tau (SimCLR). Must be > 0.01. The default, 0.2, was
-            chosen over 0.5 on the validation splits of PneumoniaMNIST and BreastMNIST
-            (``benchmarks/results/sweep_defaults.md``).
+        recon_weight, contrastive_weight: the balance of the two terms; the paper's equal weights
+            (default 1 and 1) won the sweep's stage 7.
+        temperature: NT-Xent temperature tau (SimCLR), > 0.01; default 0.2 (the sweep's stage 2).
         recon_views: how many of each image's two views are reconstructed: 2 (both, the default)
-            or 1 (the first only; every image still gets a reconstruction term each step). The
-            decoder is half of the training FLOPs at 28 px (41 of 82 MFLOP per image), so 1 cuts
-            training to 61 MFLOP per image. In the sweep's stage 6
-            (``benchmarks/results/sweep_defaults.md``), PneumoniaMNIST's 160 steps then took 31 s
-            instead of 39 s on one core; the rule's validation score was 0.8395 against the
-            default's 0.8457 (on the test splits, looked at afterwards: 0.8126 against 0.8114), and
-            spending the time saved on 216 steps scored 0.8403, still below the default.
-            A saved config without this key means 2.
+            or 1 (the first only, a step about a quarter cheaper; stage 6). A saved config without
+            this key means 2.
+
+    Why each default: ``benchmarks/results/sweep_defaults.md`` (validation splits only).
     """
 
     recon: str = "mse"
@@ -117,23 +105,15 @@ class AugmentConfig:
     """Strength of the two-view contrastive augmentation (see :mod:`cae_lib.augment`).
 
     ``strength`` scales every magnitude at once: 0 gives identical views, 1 gives the magnitudes
-    listed below, 2 is aggressive. The default, 1.5, was chosen on the PneumoniaMNIST *validation*
-    split only (k-means Hungarian accuracy; ``benchmarks/results/device_check.json``): at 15 epochs
-    it gave 0.845 / 0.830 / 0.857 over 3 seeds, while 1.0 and 2.0 were lower and less stable. ``hflip``/``vflip`` default to off because chest X-rays are not
-    left-right symmetric (the heart is on the left); turn them on for cells or skin lesions.
+    listed below, 2 is aggressive; the default is 1.5. ``hflip``/``vflip`` are off because chest
+    X-rays are not left-right symmetric (the heart is on the left); turn them on for cells or skin
+    lesions. ``gradient`` adds a linear brightness ramp in a random direction (uneven exposure); a
+    saved config without this key means 0. ``min_scale`` / ``max_scale`` bound the random zoom:
+    the view shows a window ``scale`` times the image's size, so below 1 zooms in (a crop) and
+    above 1 zooms out (off by default; try it where the framing varies with something other than
+    the label).
 
-    ``gradient`` adds a linear brightness ramp in a random direction (uneven exposure across the
-    field). Without it, k-means on the projection split PneumoniaMNIST along the top-to-bottom
-    brightness difference instead of the labels on one seed in three (validation Hungarian about
-    0.55 instead of 0.85); with it, no seed did (``benchmarks/results/sweep_defaults.md``, stage 3).
-    A saved config without this key means 0 (it predates the ramp).
-
-    ``min_scale`` / ``max_scale`` bound the random zoom: the view shows a window ``scale`` times
-    the image's size, so below 1 zooms in (a crop) and above 1 zooms out (a wider field of view,
-    the border pixels repeated outside the image). Zooming out stays off by default: in the sweep's
-    stage 5 it scored lower on the validation split (0.838, 0.828 and 0.835 for 1.2 and 1.1 at 160 steps
-    and 1.2 at 120 steps, against 0.846).
-    Try it where the framing or the subject's size varies with something other than the label.
+    Why each default: ``benchmarks/results/sweep_defaults.md`` (validation splits only).
     """
 
     strength: float = 1.5
@@ -163,26 +143,17 @@ class AugmentConfig:
 class TrainConfig:
     """Optimisation settings.
 
-    ``epochs=None`` (the default) means "enough epochs for ``steps`` optimisation steps": 9 epochs
-    (171 steps) on PneumoniaMNIST (4,708 images, 18 full batches of 256), 80 on BreastMNIST (546
-    images), so a small dataset gets the same training budget as a large one instead of 14 steps.
-    Give ``epochs`` to fix the number of passes yourself. The budget, the schedule and the
-    temperature were chosen by a validation-only sweep (``benchmarks/sweep_defaults.py``; 160 steps
-    in its stage 4, which PneumoniaMNIST trains in about 40 s on one core).
+    ``epochs=None`` (the default) means "enough epochs for ``steps`` optimisation steps" (9
+    epochs on PneumoniaMNIST, 80 on BreastMNIST), so a small dataset gets the same budget as a
+    large one. The learning rate follows ``schedule``: ``"cosine"`` (the default) warms up over
+    ``warmup_fraction`` of the steps, then decays to 0 along a half cosine (:mod:`cae_lib.schedule`);
+    ``"constant"`` keeps ``lr`` (what a saved config without a ``schedule`` key means). Why each
+    default: ``benchmarks/results/sweep_defaults.md`` (validation splits only).
 
-    The learning rate follows ``schedule``: ``"cosine"`` (the default) rises linearly over the
-    first ``warmup_fraction`` of the steps, then decays to 0 along a half cosine
-    (:mod:`cae_lib.schedule`); ``"constant"`` keeps ``lr`` throughout (the toolkit's default
-    before this schedule, and what a saved config without a ``schedule`` key means).
-
-    ``ema_decay`` (off by default) keeps a moving average of the weights over about
-    ``1 / (1 - ema_decay)`` recent steps (:mod:`cae_lib.weight_average`) and ends the run with it;
-    the per-epoch validation logs still describe the current weights.
-
-    ``precision="auto"`` trains in bfloat16 autocast where the processor computes bf16 natively
-    (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16 support) and in fp32 elsewhere; the
-    weights, the losses and the optimizer stay in fp32 either way. The trainer writes the
-    precision it used back into the config, so a saved config says what actually ran.
+    The run machinery (:class:`cae_lib.run_trainer.RunTrainer`) reads the rest: ``ema_decay`` (end
+    with a moving average of the weights over about ``1 / (1 - ema_decay)`` steps), ``precision``
+    (``"auto"``: bf16 autocast where the processor computes bf16 natively, else fp32; the
+    precision that ran is written back), ``channels_last``, ``sync_batchnorm`` and ``world_size``.
     """
 
     epochs: int | None = None
@@ -197,7 +168,6 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     grad_clip: float | None = 5.0
     ema_decay: float | None = None  # keep a moving average of the weights (cae_lib.weight_average) and end with it; None: the last step's weights
-    amp: bool = False  # fp16 mixed precision on CUDA (kept for old configs; prefer precision="fp16")
     precision: str = "auto"  # "auto", "fp32", "bf16" (CUDA, or a CPU with bf16 support) or "fp16" (CUDA only)
     channels_last: bool = True  # NHWC memory layout for the convolutions
     sync_batchnorm: bool = True  # under DDP: BatchNorm statistics over the global batch
@@ -213,21 +183,6 @@ class TrainConfig:
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}; 0.95 averages about the last 20 steps")
 
-    def resolve_precision(self, device_type: str) -> str:
-        """The precision this run uses on ``device_type``: ``"auto"`` becomes ``"bf16"`` or ``"fp32"``."""
-        precision = "fp16" if self.amp and self.precision in ("auto", "fp32") else self.precision
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if precision == "auto":
-            return "bf16" if native_bf16(device_type) else "fp32"
-        if precision == "fp16" and device_type != "cuda":
-            return "fp32"  # fp16 autocast needs CUDA
-        return precision
-
-    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
-        """The autocast dtype for ``precision`` on ``device_type``; None means plain fp32."""
-        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.resolve_precision(device_type)]
-
     def resolve_epochs(self, n_images: int) -> int:
         """Number of epochs to run on ``n_images`` training images (see the class docstring)."""
         if self.epochs is not None:
@@ -238,19 +193,18 @@ class TrainConfig:
         return max(1, -(-self.steps // full_batches))  # ceil
 
 
-def native_bf16(device_type: str) -> bool:
-    """Whether ``device_type`` ("cpu" or "cuda") computes bfloat16 natively, so bf16 autocast is faster, not emulated."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-    if device_type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
 #: What a saved config written before a setting existed meant by it (so old checkpoints keep their meaning).
 OLD_TRAIN_DEFAULTS = {"schedule": "constant", "precision": "fp32"}
 OLD_AUGMENT_DEFAULTS = {"gradient": 0.0, "max_scale": 1.0}
 OLD_LOSS_DEFAULTS = {"recon_views": 2}
+
+
+def _without_amp(train: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``train`` section without the retired ``amp`` flag: ``amp: true`` meant fp16 mixed precision."""
+    train = dict(train)
+    if train.pop("amp", False) and train.get("precision") in ("auto", "fp32"):
+        train["precision"] = "fp16"
+    return train
 
 
 @dataclass
@@ -296,7 +250,7 @@ class CAEConfig:
             model=ModelConfig(**d.get("model", {})),
             loss=LossConfig(**{**OLD_LOSS_DEFAULTS, **d["loss"]}) if "loss" in d else LossConfig(),
             augment=AugmentConfig(**{**OLD_AUGMENT_DEFAULTS, **d["augment"]}) if "augment" in d else AugmentConfig(),
-            train=TrainConfig(**{**OLD_TRAIN_DEFAULTS, **d["train"]}) if "train" in d else TrainConfig(),
+            train=TrainConfig(**_without_amp({**OLD_TRAIN_DEFAULTS, **d["train"]})) if "train" in d else TrainConfig(),
         )
 
     def to_json(self, path: str | Path) -> Path:
@@ -313,34 +267,6 @@ def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in d.items():
         out.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
     return out
-
-
-#: Named training budgets (``--recipe``), as overrides of :class:`TrainConfig`. ``"default"``: the
-#: 160 steps of the validation sweep, which PneumoniaMNIST trains in about 40 s on one CPU core (a
-#: Binder session). ``"long"``: ten times the steps, what a user with a GPU, or patience, should run
-#: (about 10x the time: 9 to 19 minutes a run on a busy 2-core CPU here, with a progress bar; far less on a GPU); width 16 is kept,
-#: as a wider encoder clustered no better on the validation splits
-#: (``benchmarks/sweep_clusterers.py``).
-RECIPES: dict[str, dict[str, Any]] = {"default": {}, "long": {"steps": 1600}}
-
-
-def apply_recipe(config: CAEConfig, name: str) -> CAEConfig:
-    """Set ``config``'s training budget to the recipe ``name`` (see :data:`RECIPES`); returns ``config``."""
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    for setting, value in RECIPES[name].items():
-        setattr(config.train, setting, value)
-    return config
-
-
-def recipe_of(config: CAEConfig) -> str:
-    """The name of the recipe whose budget ``config`` has (``"custom"`` when it matches none)."""
-    default = TrainConfig()
-    for name, overrides in RECIPES.items():
-        wanted = {key: overrides.get(key, getattr(default, key)) for key in ("steps", "epochs")}
-        if all(getattr(config.train, key) == value for key, value in wanted.items()):
-            return name
-    return "custom"
 
 
 def preset(name: str, **overrides: Any) -> CAEConfig:

@@ -23,7 +23,7 @@ Example (the first cells of notebook 4)::
 
     train, val, test, fit = load_course_data("pneumoniamnist", seed=0, fast=False)
     cfg = cae_config(train, "pneumoniamnist", latent_dim=32, temperature=0.2, seed=0)
-    model, history, where = load_or_train_cae(cfg, fit, out=runs_dir() / "pneumoniamnist_cae")
+    model, history, where = load_or_train_cae(cfg, fit, val, out=runs_dir() / "pneumoniamnist_cae")
 """
 
 from __future__ import annotations
@@ -120,16 +120,18 @@ def cae_config(
 def load_or_train_cae(
     config: CAEConfig,
     fit: ImageData,
+    val: ImageData | None = None,
     out: str | Path | None = None,
-    data_dir: str | Path | None = None,
     fast: bool = False,
     retrain: bool = False,
 ) -> tuple[Any, list[dict[str, float]], str]:
     """"Load the pretrained checkpoint if it exists, else train", for the model ``config`` describes.
 
-    Looks for the shipped checkpoint with exactly this config, then ``out/model.pt``; trains on the
-    dataset's train split (saving to ``out``) when neither matches or ``retrain`` is set. In FAST
-    mode it trains a throw-away model on ``fit`` and saves nothing.
+    Looks for the shipped checkpoint with exactly this config and data, then ``out/model.pt``;
+    trains on ``fit`` (the notebook's train split), validating on ``val``, and saves to ``out``
+    when neither matches or ``retrain`` is set (:func:`cae_lib.experiment.load_or_train`). The
+    splits are the ones the notebook loaded: nothing is reloaded by name. In FAST mode it trains
+    a throw-away model on ``fit`` and saves nothing.
 
     Returns:
         ``(model in eval mode, history: one dict of logged values per epoch, where: a sentence
@@ -138,7 +140,7 @@ def load_or_train_cae(
     if fast:
         model, history, where = quick_train(config, fit)
         return model, history, f"{where} (FAST mode)"
-    model, history, where = load_or_train(config, out=out, data_dir=data_dir, retrain=retrain)
+    model, history, where = load_or_train(config, fit, val, out=out, retrain=retrain)
     return model, history, where.replace(f"{_ROOT}/", "")
 
 

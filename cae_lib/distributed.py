@@ -8,12 +8,12 @@ Launch any training with ``torchrun``; nothing else changes::
 What changes under more than one process (``world_size > 1``), and why:
 
 * **Batches.** ``batch_size`` stays the *global* batch. Each epoch's seeded permutation is the
-  one a single process draws (:func:`cae_lib.data.batches.epoch_batches`); rank ``r`` takes the
+  one a single process draws (:func:`cae_lib.batches.epoch_batches`); rank ``r`` takes the
   ``r``-th contiguous slice of every batch (:func:`shard`), so the ranks see disjoint rows and
   together the single-process batch (less at most ``world_size - 1`` rows when the batch does
   not divide evenly: ``all_gather`` needs equal slices).
 * **Negatives.** NT-Xent takes its negatives from the batch. Each rank gathers every rank's
-  projections with :func:`gather_with_grad` (forward: ``all_gather``; backward: the gradients
+  projections with :func:`cae_lib.losses.gather_with_grad` (forward: ``all_gather``; backward: the gradients
   of all ranks are summed and each rank keeps its own slice, as in lightly's
   ``gather_distributed``), so the loss sees all ``2N - 2`` negatives of the global batch, and
   its value and gradients do not depend on the number of processes.
@@ -27,7 +27,7 @@ What changes under more than one process (``world_size > 1``), and why:
   prints the failed rank's error. Collectives have a timeout (:func:`init_from_env`), so no
   rank waits forever.
 
-Augmentation and other noise come from per-rank streams (:func:`~cae_lib.data.batches.epoch_generator`
+Augmentation and other noise come from per-rank streams (:func:`~cae_lib.batches.epoch_generator`
 streams ``1 + 16 * rank`` and ``3 + 16 * rank``), so runs are exactly
 reproducible for a given world size, and ``world_size = 1`` reproduces a plain run bit for bit.
 """
@@ -106,32 +106,6 @@ def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     if per_rank < 1:
         raise ValueError(f"a batch of {len(indices)} rows cannot feed {world_size} processes; raise batch_size")
     return indices[rank * per_rank:(rank + 1) * per_rank]
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums every rank's gradient and returns this rank's slice."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return tuple(parts)
-
-    @staticmethod
-    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        stacked = torch.stack(grads)
-        dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
-        return stacked[dist.get_rank()]
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x (n, D)`` from every rank in rank order -> ``(world_size * n, D)``, keeping gradients.
-
-    Without a process group it returns ``x`` itself. Every rank must pass the same shape.
-    """
-    if not is_distributed():
-        return x
-    return torch.cat(_GatherWithGrad.apply(x), dim=0)
 
 
 class _AllReduceSum(torch.autograd.Function):

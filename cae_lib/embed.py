@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cae_lib.data.batches import ImageBatches, images_of
+from cae_lib.batches import ImageBatches, images_of
 from cae_lib.models import ContrastiveAutoencoder
 from cae_lib.utils import model_device
 

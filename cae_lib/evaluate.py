@@ -33,7 +33,7 @@ from cae_lib.metrics import (
     majority_vote_accuracy,
 )
 from cae_lib.probes import knn_accuracy, linear_probe
-from cae_lib.utils import write_json
+from cae_lib.files import write_json
 
 
 @dataclass

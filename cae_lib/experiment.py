@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from cae_lib.config import CAEConfig, flat_settings
+from cae_lib.config import CAEConfig, TrainConfig, flat_settings
 from cae_lib.data import load_dataset
 from cae_lib.data.provenance import check_same_data, dataset_reference, describe, looks_like_path, normalize_reference
 from cae_lib.distributed import is_main_process
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.data.batches import ImageBatches
+from cae_lib.batches import ImageBatches
 from cae_lib.run_folder import RunLock
-from cae_lib.trainer import Trainer
-from cae_lib.utils import peak_memory_mb, seed_everything
+from cae_lib.run_trainer import RunTrainer
+from cae_lib.machine import peak_memory_mb
+from cae_lib.utils import seed_everything
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The command-line option of a config field, where it is not ``--`` + the field name with dashes.
@@ -35,16 +36,44 @@ CLI_OPTIONS = {"augment.strength": "--augment-strength", "model.variant": "--var
                "train.channels_last": "--no-channels-last", "train.sync_batchnorm": "--no-sync-batchnorm"}
 
 
+#: Named training budgets (``--recipe``), as overrides of :class:`TrainConfig`. ``"default"``: the
+#: 160 steps of the validation sweep, which PneumoniaMNIST trains in about 40 s on one CPU core (a
+#: Binder session). ``"long"``: ten times the steps, what a user with a GPU, or patience, should run
+#: (about 10x the time: 9 to 19 minutes a run on a busy 2-core CPU here, with a progress bar; far less on a GPU); width 16 is kept,
+#: as a wider encoder clustered no better on the validation splits
+#: (``benchmarks/sweep_clusterers.py``).
+RECIPES: dict[str, dict[str, Any]] = {"default": {}, "long": {"steps": 1600}}
+
+
+def apply_recipe(config: CAEConfig, name: str) -> CAEConfig:
+    """Set ``config``'s training budget to the recipe ``name`` (see :data:`RECIPES`); returns ``config``."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    for setting, value in RECIPES[name].items():
+        setattr(config.train, setting, value)
+    return config
+
+
+def recipe_of(config: CAEConfig) -> str:
+    """The name of the recipe whose budget ``config`` has (``"custom"`` when it matches none)."""
+    default = TrainConfig()
+    for name, overrides in RECIPES.items():
+        wanted = {key: overrides.get(key, getattr(default, key)) for key in ("steps", "epochs")}
+        if all(getattr(config.train, key) == value for key, value in wanted.items()):
+            return name
+    return "custom"
+
+
 class TrainingWarning(UserWarning):
     """Training finished, but the model may not have learned anything useful (see the message)."""
 
 
-def build_trainer(config: CAEConfig, train_data: Any, val_data: Any | None = None, progress: bool = True, callbacks=()) -> Trainer:
-    """A :class:`Trainer` for the CAE described by ``config`` on ``train_data`` (an ImageData)."""
+def build_trainer(config: CAEConfig, train_data: Any, val_data: Any | None = None, progress: bool = True, callbacks=()) -> RunTrainer:
+    """A :class:`~cae_lib.run_trainer.RunTrainer` for the CAE described by ``config`` on ``train_data`` (an ImageData)."""
     config.validate()
     seed_everything(config.train.seed)
     model = ContrastiveAutoencoder(config.model)
-    return Trainer(
+    return RunTrainer(
         model,
         CAEObjective.from_config(config),
         ImageBatches.from_data(train_data),
@@ -150,51 +179,75 @@ def differing_settings(old: CAEConfig, new: CAEConfig, ignore: tuple[str, ...] =
     return [key for key in sorted(set(a) | set(b)) if key not in ignore and a.get(key) != b.get(key)]
 
 
+def check_splits(train: Any, val: Any | None, config: CAEConfig) -> None:
+    """Refuse an empty train or val split, and settings that cannot work on ``train`` (:func:`check_train_settings`)."""
+    for split in (train, val):
+        if split is not None and len(split) == 0:
+            raise ValueError(f"the {split.split} split of {config.dataset} is empty; training needs images in both train and val")
+    check_train_settings(config, len(train))
+
+
+def training_data(config: CAEConfig, data_dir: str | Path | None = None) -> tuple[CAEConfig, Any, Any]:
+    """Load the train and val splits of ``config.dataset`` and complete ``config`` from them: the one
+    place where a run's dataset name is read (the command line and the notebooks both come here, or
+    pass splits they loaded themselves to :func:`train_cae`).
+
+    Returns ``(config, train, val)``: the config with the data's channels, image size and a dataset
+    reference that reloads it from anywhere (:func:`config_for_data`; your own file keeps the path
+    you gave, even when it is an official MedMNIST file).
+
+    Raises:
+        ValueError: an empty train or val split, or settings that cannot work on this many images
+            (:func:`check_train_settings`).
+    """
+    requested = config.dataset
+    train, val = (load_dataset(config.dataset, split=s, size=config.size, data_dir=data_dir) for s in ("train", "val"))
+    check_splits(train, val, config)
+    config = config_for_data(config, train)
+    if looks_like_path(requested):
+        config.dataset = normalize_reference(requested)
+    return config, train, val
+
+
 def train_cae(
     config: CAEConfig,
+    train: Any,
+    val: Any | None = None,
     out: str | Path | None = None,
-    data_dir: str | Path | None = None,
     progress: bool = True,
-    resume: bool = False,
-    checkpoint_every_epoch: bool = True,
+    resume_from: dict[str, Any] | None = None,
 ) -> tuple[ContrastiveAutoencoder, list[dict[str, float]], Path | None]:
-    """Train the CAE described by ``config`` on its dataset's train split (val split for validation).
+    """Train the CAE described by ``config`` on ``train`` (an ImageData), validating on ``val``.
+
+    The one function that trains a CAE for the command line, the main job and the notebooks. It
+    takes the data already loaded (:func:`training_data` loads a run's splits) and neither locks
+    nor checks the run folder: the caller does that once (``train`` on the command line holds
+    :class:`~cae_lib.run_folder.RunLock`; :func:`load_or_train` too).
 
     Args:
-        out: a folder; the checkpoint goes to ``out/model.pt`` with ``out/model.json`` beside it.
-            With ``checkpoint_every_epoch`` it is rewritten (atomically) after every epoch, so an
-            interrupted run can continue with ``resume=True``. The folder is locked while the run
-            writes to it (:class:`~cae_lib.run_folder.RunLock`): a second run on it is refused.
-            An existing checkpoint there is replaced; the command line refuses that unless told.
-        resume: continue from ``out/model.pt`` if it exists and has the same config and data.
+        out: a folder; the checkpoint goes to ``out/model.pt`` with ``out/model.json`` beside it,
+            rewritten (atomically) after every epoch, so an interrupted run can continue. An
+            existing checkpoint there is replaced; the command line refuses that unless told.
+        resume_from: a checkpoint payload (:func:`~cae_lib.checkpoint.read_checkpoint`) to continue
+            from. Its settings must be ``config``'s (``train --resume`` takes them from it); its
+            training data must be ``train`` (checked here, from the recorded fingerprint).
 
     Returns:
         ``(model in eval mode, history, checkpoint path or None)``.
 
     Raises:
-        ValueError: settings that cannot work (:func:`check_train_settings`); on resume, another
-            config (every differing setting is named) or other data.
+        CheckpointError: ``resume_from`` was trained on other data.
         TrainingDiverged: a loss term, weight or buffer became NaN / infinite.
 
     Warns:
         TrainingWarning: the contrastive loss ended at chance level (:func:`training_warnings`).
     """
-    requested = config.dataset
-    train = load_dataset(config.dataset, split="train", size=config.size, data_dir=data_dir)
-    val = load_dataset(config.dataset, split="val", size=config.size, data_dir=data_dir)
-    for split in (train, val):
-        if len(split) == 0:
-            raise ValueError(f"the {split.split} split of {config.dataset} is empty; training needs images in both train and val")
-    check_train_settings(config, len(train))
-    config = config_for_data(config, train)
-    if looks_like_path(requested):
-        config.dataset = normalize_reference(requested)
     provenance = describe(train)
     path = Path(out) / "model.pt" if out is not None else None
     start = time.perf_counter()
     already = 0.0
 
-    def save(trainer: Trainer, logs: dict[str, float]) -> None:
+    def save(trainer: RunTrainer, logs: dict[str, float]) -> None:
         if path is not None and is_main_process():  # under torchrun only rank 0 writes
             extra = {
                 "train_seconds": round(time.perf_counter() - start + already, 2),
@@ -206,32 +259,21 @@ def train_cae(
             }
             save_checkpoint(path, trainer.model, config, trainer.state.history, trainer.state_dict(), extra, data=provenance)
 
-    lock = RunLock(path.parent) if path is not None and is_main_process() else nullcontext()
-    with lock:
-        trainer = build_trainer(config, train, val, progress=progress, callbacks=[save] if checkpoint_every_epoch else [])
-        if resume and path is not None and path.exists():
-            payload = read_checkpoint(path)
-            stored = CAEConfig.from_dict(payload["config"])
-            diffs = config_differences(stored, config)
-            if diffs:
-                raise CheckpointError(
-                    f"cannot resume {path}: it was trained with other settings. " + "; ".join(diffs)
-                    + ". Resume with the settings it was started with, or start a new run in another folder."
-                )
-            try:
-                check_same_data(payload.get("data"), provenance, what=f"the run in {path.parent}")
-            except ValueError as err:
-                raise CheckpointError(f"cannot resume: {err}") from err
-            trainer.model.load_state_dict(payload["model_state"])
-            if payload.get("trainer_state"):
-                trainer.load_state_dict(payload["trainer_state"])
-            already = float(payload.get("extra", {}).get("train_seconds", 0.0))
-        epochs_before = trainer.state.epoch
-        history = trainer.fit()
-        # The per-epoch save ran before fit() swapped in the weight average: save the final model again.
-        averaged = trainer.weight_average is not None and trainer.finished and trainer.state.epoch > epochs_before
-        if path is not None and (not checkpoint_every_epoch or averaged):
-            save(trainer, {})
+    trainer = build_trainer(config, train, val, progress=progress, callbacks=[save])
+    if resume_from is not None:
+        try:
+            check_same_data(resume_from.get("data"), provenance, what=f"the run in {path.parent if path else 'the checkpoint'}")
+        except ValueError as err:
+            raise CheckpointError(f"cannot resume: {err}") from err
+        trainer.model.load_state_dict(resume_from["model_state"])
+        if resume_from.get("trainer_state"):
+            trainer.load_state_dict(resume_from["trainer_state"])
+        already = float(resume_from.get("extra", {}).get("train_seconds", 0.0))
+    epochs_before = trainer.state.epoch
+    history = trainer.fit()
+    # The per-epoch save ran before fit() swapped in the weight average: save the final model again.
+    if trainer.weight_average is not None and trainer.finished and trainer.state.epoch > epochs_before:
+        save(trainer, {})
     for message in training_warnings(history, config, len(train)):
         warnings.warn(message, TrainingWarning, stacklevel=2)
     return trainer.model.eval(), history, path
@@ -268,19 +310,20 @@ def same_settings(a: CAEConfig, b: CAEConfig) -> bool:
 
 def load_or_train(
     config: CAEConfig,
+    train: Any,
+    val: Any | None = None,
     out: str | Path | None = None,
-    data_dir: str | Path | None = None,
     retrain: bool = False,
     progress: bool = True,
 ) -> tuple[ContrastiveAutoencoder, list[dict[str, float]], str]:
-    """"Load the pretrained checkpoint if it exists, else train" (UvA tutorial style).
+    """"Load the pretrained checkpoint if it exists, else train" (UvA tutorial style), on splits already loaded.
 
-    Looks first for a shipped checkpoint with exactly this config, then for ``out/model.pt`` with
-    this config. Returns ``(model, history, where)`` with ``where`` saying which one was used.
-    The channel count and dataset name are first taken from the data (:func:`config_for_data`).
+    Looks first for a shipped checkpoint with exactly this config and training data, then for
+    ``out/model.pt``; otherwise trains on ``train`` (validating on ``val``) and saves to ``out``,
+    holding the folder's lock. Returns ``(model, history, where)`` with ``where`` saying which
+    model this is. The channel count and image size are first taken from the data (:func:`config_for_data`).
     """
-    data = load_dataset(config.dataset, split="val", size=config.size, data_dir=data_dir)
-    config = config_for_data(config, data)
+    config = config_for_data(config, train)
     if not retrain:
         candidates = [find_pretrained(config)]
         if out is not None and (Path(out) / "model.pt").exists():
@@ -289,9 +332,11 @@ def load_or_train(
             if cand is None:
                 continue
             model, stored, payload = load_checkpoint(cand, expected_dataset=config.dataset)
-            if same_settings(stored, config) and _same_data(payload, data):
+            if same_settings(stored, config) and _same_data(payload, train):
                 return model, payload["history"], f"loaded {cand}"
-    model, history, path = train_cae(config, out=out, data_dir=data_dir, progress=progress)
+    check_splits(train, val, config)
+    with RunLock(Path(out)) if out is not None else nullcontext():
+        model, history, path = train_cae(config, train, val, out=out, progress=progress)
     return model, history, f"trained, saved to {path}" if path else "trained (not saved)"
 
 

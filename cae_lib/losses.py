@@ -15,12 +15,43 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import CAEConfig, LossConfig
-from cae_lib.distributed import gather_with_grad, is_distributed, world
+
+
+def several_processes() -> bool:
+    """True when a ``torchrun`` process group of more than one process is running."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient and returns this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        stacked = torch.stack(grads)
+        dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
+        return stacked[dist.get_rank()]
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x (n, D)`` from every rank in rank order -> ``(world_size * n, D)``, keeping gradients.
+
+    Without a process group it returns ``x`` itself. Every rank must pass the same shape.
+    """
+    if not several_processes():
+        return x
+    return torch.cat(_GatherWithGrad.apply(x), dim=0)
 
 
 def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
@@ -44,7 +75,7 @@ class NTXentLoss(nn.Module):
     Args:
         temperature: tau > 0.01. Small tau sharpens the softmax; SimCLR used 0.5 for small batches.
         gather_distributed: when several processes train together (``torchrun``, DDP), gather
-            the projections of every rank (:func:`cae_lib.distributed.gather_with_grad`), so that
+            the projections of every rank (:func:`gather_with_grad`), so that
             each view is contrasted with the 2N - 2 negatives of the *global* batch, not only
             its own rank's: the loss then does not change with the number of processes. Each
             rank returns the mean over its own views; with DDP's gradient averaging this is the
@@ -85,7 +116,7 @@ class NTXentLoss(nn.Module):
         return logits, positives
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        if self.gather_distributed is not False and is_distributed():
+        if self.gather_distributed is not False and several_processes():
             return self._forward_gathered(z1, z2)
         logits, positives = self.similarity_logits(z1, z2)
         return F.cross_entropy(logits, positives)  # softmax over the 2N - 1 other views
@@ -94,7 +125,7 @@ class NTXentLoss(nn.Module):
         """This rank's views (n of each) against the 2N views of all ranks (N = world_size * n)."""
         if z1.shape != z2.shape or z1.dim() != 2:
             raise ValueError(f"z1 and z2 must both be (N, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
-        rank, n = world()[0], z1.shape[0]
+        rank, n = dist.get_rank(), z1.shape[0]
         a, b = gather_with_grad(z1), gather_with_grad(z2)  # (N, D) each, in rank order
         big_n = a.shape[0]
         own = torch.arange(rank * n, (rank + 1) * n, device=a.device)

@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
 
-from cae_lib.data.download import is_writable_dir
+from cae_lib.data.paths import is_writable_dir
 
 LOCK_NAME = ".lock"
 #: Files a run writes into its folder (``--overwrite`` removes exactly these).

@@ -48,6 +48,7 @@ if FAST:
 # %%
 import copy
 import json
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,7 +59,7 @@ from cae_lib.cluster import cluster_latents
 from cae_lib.course import cae_config, load_course_data, load_or_train_cae, markdown_table, runs_dir
 from cae_lib.embed import embed, reconstruct
 from cae_lib.experiment import find_pretrained
-from cae_lib.losses import CAEObjective
+from cae_lib.losses import CAEObjective, NTXentLoss
 from cae_lib.metrics import hungarian_accuracy, majority_class_floor
 from cae_lib.models import ContrastiveAutoencoder, count_parameters
 
@@ -123,6 +124,30 @@ print(f"batch of N = {n} images -> 2N = {2 * n} views; NT-Xent at chance = log(2
 print(f"chance top-1 accuracy (the partner ranked first among 2N - 1 candidates) = 1/{2 * n - 1} = {1 / (2 * n - 1):.4f}")
 
 # %% [markdown]
+# ### NT-Xent in plain torch
+#
+# The equation above is a few lines of torch. Here it is written out once, so you can see every
+# step; the library's `NTXentLoss` (in `cae_lib/losses.py`) computes the same number, and adds the
+# shape checks, fp32 similarities under mixed precision and the negatives of other processes. The
+# cell checks that the two agree on random codes.
+
+# %%
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
+    """z1, z2: (N, D), the codes of the two views of N images -> the NT-Xent loss averaged over the 2N views."""
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D), unit length: z @ z.T is the cosine similarity
+    similarity = z @ z.T / tau                                      # (2N, 2N)
+    similarity.fill_diagonal_(float("-inf"))                        # a view is not a candidate for itself
+    n = len(z1)
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])  # view i's partner is i + N (first views) or i - N
+    return torch.nn.functional.cross_entropy(similarity, partner)   # -log softmax of the partner, mean over 2N views
+
+
+codes = torch.randn(2, 64, LATENT_DIM, generator=torch.Generator().manual_seed(SEED))  # two views of 64 "images"
+by_hand, library = nt_xent(codes[0], codes[1], TEMPERATURE), NTXentLoss(TEMPERATURE)(codes[0], codes[1])
+print(f"by hand {by_hand:.6f}   NTXentLoss {library:.6f}   chance log(2N - 1) = {math.log(2 * 64 - 1):.6f}")
+assert torch.allclose(by_hand, library), "the two should agree"
+
+# %% [markdown]
 # Let's measure every term on one batch with the untrained model. The objective returns the same
 # numbers the trainer logs: `recon`, `contrastive`, and the positive-pair accuracies `top1` / `top5`.
 
@@ -163,7 +188,7 @@ print("untrained contrastive VAE:", {k: round(v, 4) for k, v in vae_logs.items()
 # %%
 shipped = find_pretrained(cfg)
 print("shipped checkpoint for these settings:", shipped.name if shipped else "none")
-model, history, where = load_or_train_cae(cfg, fit, out=RUNS / f"{train.name}_cae", data_dir=DATA_DIR, fast=FAST, retrain=RETRAIN)
+model, history, where = load_or_train_cae(cfg, fit, val, out=RUNS / f"{train.name}_cae", fast=FAST, retrain=RETRAIN)
 print("CAE:", where)
 
 # %% [markdown]
@@ -228,7 +253,7 @@ print(f"CAE: k-means Hungarian accuracy {quick_kmeans(model):.3f} (majority-clas
 if TRAIN_PLAIN_AE:
     ae_cfg = copy.deepcopy(cfg)
     ae_cfg.loss.contrastive_weight = 0.0  # the only difference: no NT-Xent term
-    ae_model, ae_history, ae_where = load_or_train_cae(ae_cfg, fit, out=RUNS / f"{train.name}_ae", data_dir=DATA_DIR, fast=FAST,
+    ae_model, ae_history, ae_where = load_or_train_cae(ae_cfg, fit, val, out=RUNS / f"{train.name}_ae", fast=FAST,
                                                        retrain=RETRAIN)
     print("plain AE:", ae_where)
     plots.training_curves(ae_history)

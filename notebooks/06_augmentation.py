@@ -69,7 +69,7 @@ print(train, val, test, sep="\n")
 # %%
 # The CAE: the shipped checkpoint (or the one notebook 02 saved) when its config matches, else train.
 cfg = cae_config(train, DATASET, "cae", latent_dim=LATENT_DIM, temperature=TEMPERATURE, epochs=EPOCHS, seed=SEED, fast=FAST)
-model, history, where = load_or_train_cae(cfg, fit, out=RUNS / f"{train.name}_cae", data_dir=DATA_DIR, fast=FAST)
+model, history, where = load_or_train_cae(cfg, fit, val, out=RUNS / f"{train.name}_cae", fast=FAST)
 print("CAE:", where)
 
 # %% [markdown]

@@ -16,10 +16,10 @@ import torch
 import torch.distributed as dist
 
 from cae_lib.config import AugmentConfig, CAEConfig, ModelConfig, TrainConfig
-from cae_lib.data.batches import ImageBatches
+from cae_lib.batches import ImageBatches
 from cae_lib.losses import CAEObjective, NTXentLoss
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.trainer import Trainer
+from cae_lib.run_trainer import RunTrainer
 
 
 def join(rank: int, world_size: int, port: int) -> None:
@@ -70,7 +70,7 @@ class Float64Objective:
         return self.objective(model, (batch[0].double(), *batch[1:]), generator)
 
 
-def train(epochs: int, state: dict | None = None, stop_after: int | None = None) -> Trainer:
+def train(epochs: int, state: dict | None = None, stop_after: int | None = None) -> RunTrainer:
     """Train the tiny CAE (in float64) for ``epochs`` epochs in this process (single- or multi-rank).
 
     ``stop_after``: interrupt after that many epochs, part-way down the learning-rate schedule.
@@ -81,10 +81,10 @@ def train(epochs: int, state: dict | None = None, stop_after: int | None = None)
     if state is not None:
         model.load_state_dict(state["model"])
 
-    def interrupt(trainer: Trainer, logs: dict) -> None:
+    def interrupt(trainer: RunTrainer, logs: dict) -> None:
         trainer.state.stop = stop_after is not None and trainer.state.epoch >= stop_after
 
-    trainer = Trainer(model, Float64Objective(cfg), data, cfg.train, progress=False, callbacks=[interrupt])
+    trainer = RunTrainer(model, Float64Objective(cfg), data, cfg.train, progress=False, callbacks=[interrupt])
     if state is not None:
         trainer.load_state_dict(state["trainer"])
     trainer.fit()
@@ -117,12 +117,12 @@ def crash_worker() -> None:
     init_from_env(timeout_s=60)
     rank = world()[0]
 
-    def fail_on_rank1(trainer: Trainer, logs: dict) -> None:
+    def fail_on_rank1(trainer: RunTrainer, logs: dict) -> None:
         if rank == 1:
             raise RuntimeError("simulated failure on rank 1")
 
     cfg, data = tiny_setup(epochs=50)
-    trainer = Trainer(ContrastiveAutoencoder(cfg.model), CAEObjective.from_config(cfg), data, cfg.train,
+    trainer = RunTrainer(ContrastiveAutoencoder(cfg.model), CAEObjective.from_config(cfg), data, cfg.train,
                       progress=False, callbacks=[fail_on_rank1])
     trainer.fit()
 

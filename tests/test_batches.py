@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cae_lib.config import TrainConfig
-from cae_lib.data import make_loader
-from cae_lib.data.batches import ImageBatches, epoch_batches, epoch_generator, images_to_float
-from cae_lib.trainer import Trainer
+from cae_lib.batches import ImageBatches, epoch_batches, epoch_generator, images_to_float
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,16 +42,6 @@ def test_epoch_batches_is_the_seeded_permutation() -> None:
     assert [len(c) for c in epoch_batches(3, 4, seed=0, min_batch=4)] == [3]  # a lone batch is kept
     with pytest.raises(ValueError, match="batch_size"):
         epoch_batches(10, 0)
-
-
-def test_loader_and_trainer_draw_the_same_batches() -> None:
-    images = np.random.default_rng(0).integers(0, 256, size=(50, 8, 8), dtype=np.uint8)
-    trainer = Trainer(torch.nn.Linear(1, 1), lambda *a: None, ImageBatches(images), TrainConfig(batch_size=16, seed=7, epochs=1), progress=False)
-    loader = make_loader(ImageBatches(images), batch_size=16, seed=7)
-    for epoch in (0, 3):
-        a, b = torch.cat(trainer._batches(trainer.train_data, epoch)), torch.cat(loader.batch_indices(epoch))
-        assert len(a) == 48 and len(b) == 50  # the trainer drops the tiny last batch (2 < 16 // 4)
-        assert torch.equal(a, b[:48])
 
 
 def test_image_batches_reads_a_memory_map_without_copying_it(tmp_path: Path) -> None:
@@ -94,4 +81,4 @@ def test_only_the_batches_module_converts_uint8_to_float() -> None:
         if _divides_by_255(node)
     ]
     converters = [f"{p}:{line}" for p, line in places if p not in NOT_MODEL_INPUT]
-    assert converters and all(p.startswith("cae_lib/data/batches.py:") for p in converters), converters
+    assert converters and all(p.startswith("cae_lib/batches.py:") for p in converters), converters

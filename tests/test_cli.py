@@ -1,6 +1,5 @@
 """The command line, end to end on the bundled digits set (no data folder needed) and on small synthetic files."""
 
-import importlib
 import json
 
 import numpy as np
@@ -114,23 +113,6 @@ def test_demo_falls_back_to_digits_with_a_notice_when_offline(no_data_dir, monke
     assert name == "digits" and notice and "digits" in notice
 
 
-@pytest.mark.parametrize(
-    "old,names",
-    [
-        ("cae_lib.benchmark", ["REFERENCES", "METHODS", "run_benchmark", "run_one", "run_one_isolated", "summarize_runs", "markdown_table"]),
-        ("cae_lib.report", ["BENCHMARK_DIR", "pixel_baselines", "results_table", "run_demo", "resolve_default_dataset"]),
-        ("cae_lib.generate", ["SAMPLERS", "make_sampler", "sample_to_files"]),
-        ("cae_lib.augment_benchmark", ["ARMS", "run_augment_benchmark", "summarize", "markdown", "conclusion"]),
-        ("cae_lib.cli", ["main", "build_parser", "config_from_args", "cmd_train", "cmd_demo"]),
-    ],
-)
-def test_the_old_module_names_still_import(old, names):
-    """The jobs moved to cae_lib.commands (and cae_lib.comparison); the old modules re-export them."""
-    module = importlib.import_module(old)
-    for name in names:
-        assert hasattr(module, name), f"{old}.{name}"
-
-
 def test_every_command_module_is_wired_into_the_parser():
     """One module per command, named after it, each listed by --help."""
     assert list(COMMANDS) == ["datasets", "train", "evaluate", "benchmark", "sample", "augment-benchmark", "demo"]
@@ -141,7 +123,8 @@ def test_every_command_module_is_wired_into_the_parser():
 
 
 def test_schedule_steps_and_precision_options_reach_the_config():
-    from cae_lib.cli import build_parser, config_from_args
+    from cae_lib.cli import build_parser
+    from cae_lib.commands.train import config_from_args
 
     args = build_parser().parse_args(["train", "--steps", "50", "--schedule", "constant", "--warmup-fraction", "0.2", "--precision", "fp32",
                                       "--recon-views", "1", "--ema-decay", "0.95"])
@@ -155,7 +138,8 @@ def test_schedule_steps_and_precision_options_reach_the_config():
 
 def test_recipes_set_the_training_budget_and_a_typed_steps_wins(capsys):
     from cae_lib.commands.train import config_from_args
-    from cae_lib.config import RECIPES, apply_recipe, preset, recipe_of
+    from cae_lib.config import preset
+    from cae_lib.experiment import RECIPES, apply_recipe, recipe_of
 
     parser = build_parser()
     default = config_from_args(parser.parse_args(["train"]))

@@ -63,7 +63,7 @@ def test_cae_config_takes_the_data_and_the_parameters(rgb_npz):
 def test_fast_training_saves_nothing(rgb_npz, tmp_path):
     data = load_course_data(rgb_npz, fast=True)
     cfg = cae_config(data.train, rgb_npz, latent_dim=4, batch_size=64, fast=True)
-    model, history, where = load_or_train_cae(cfg, data.fit, out=tmp_path / "run", fast=True)
+    model, history, where = load_or_train_cae(cfg, data.fit, data.val, out=tmp_path / "run", fast=True)
     assert len(history) == 1 and "FAST mode" in where and not model.training
     assert not (tmp_path / "run").exists()
     _, history, where = quick_train(cfg, data.fit.sample(64))
@@ -74,9 +74,9 @@ def test_fast_training_saves_nothing(rgb_npz, tmp_path):
 def test_load_or_train_saves_then_loads(tmp_path):
     data = load_course_data("digits")
     cfg = cae_config(data.train, "digits", latent_dim=4, epochs=1, batch_size=256)
-    _, _, where = load_or_train_cae(cfg, data.fit, out=tmp_path / "run")
+    _, _, where = load_or_train_cae(cfg, data.fit, data.val, out=tmp_path / "run")
     assert where.startswith("trained, saved to") and (tmp_path / "run" / "model.pt").exists()
-    _, history, where = load_or_train_cae(cfg, data.fit, out=tmp_path / "run")
+    _, history, where = load_or_train_cae(cfg, data.fit, data.val, out=tmp_path / "run")
     assert where.startswith("loaded") and len(history) == 1
 
 

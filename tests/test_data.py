@@ -30,12 +30,12 @@ from cae_lib.data import (
     list_datasets,
     load_dataset,
     load_raw,
-    make_loader,
     resolve_data_dir,
     save_npz,
     stratified_split,
     summarize,
 )
+from cae_lib.batches import ImageBatches, epoch_batches
 from cae_lib.data.registry import MEDMNIST_2D
 
 OFFICIAL = {  # name: (train, val, test), test class counts, majority floor
@@ -432,36 +432,17 @@ def test_stratified_split_is_a_deterministic_partition() -> None:
 # Loader
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("channels", [1, 3])
-def test_make_loader_batches(channels: int, tiny_rgb_npz) -> None:
+def test_image_batches_of_loaded_data(channels: int, tiny_rgb_npz) -> None:
     data = load_dataset(tiny_rgb_npz(n=(50, 4, 4), channels=channels), "train")
-    loader = make_loader(data, batch_size=16, seed=3)
-    assert len(loader) == 4
-    batches = list(loader)
+    source = ImageBatches.from_data(data)
+    chunks = epoch_batches(len(source), 16, seed=3, epoch=0)
+    batches = [source.get_batch(idx) for idx in chunks]
     assert [len(y) for _, y in batches] == [16, 16, 16, 2]
     x, y = batches[0]
     assert x.shape == (16, channels, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.long
-    assert 0 <= float(x.min()) and float(x.max()) <= 1
-    # every row once per epoch, and each x matches its label's row
-    seen = torch.cat([y for _, y in batches])
-    assert len(seen) == 50
-    rows = torch.cat(loader.batch_indices(0))
-    assert sorted(rows.tolist()) == list(range(50))
-    assert torch.equal(batches[0][0], data.to_tensor(rows[:16]))
-    # same seed -> same batches; next epoch -> a new shuffle
-    again = list(make_loader(data, batch_size=16, seed=3))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))
-    epoch1 = next(iter(loader))
-    assert not torch.equal(epoch1[1], batches[0][1]) or not torch.equal(epoch1[0], batches[0][0])
-    assert len(make_loader(data, batch_size=16, drop_last=True)) == 3
-    ordered = next(iter(make_loader(data, batch_size=8, shuffle=False)))
-    assert torch.equal(ordered[1], torch.from_numpy(data.labels[:8]))
-
-
-def test_make_loader_with_worker_matches_in_process(tiny_rgb_npz) -> None:
-    data = load_dataset(tiny_rgb_npz(n=(20, 4, 4)), "train")
-    a = list(make_loader(data, batch_size=8, seed=1))
-    b = list(make_loader(data, batch_size=8, seed=1, num_workers=1))
-    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    rows = torch.cat(chunks)
+    assert sorted(rows.tolist()) == list(range(50))  # every row once per epoch
+    assert torch.equal(x, data.to_tensor(rows[:16])) and torch.equal(y, torch.from_numpy(data.labels[rows[:16].numpy()]))
 
 
 # --------------------------------------------------------------------------------------------

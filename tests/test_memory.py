@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 import cae_lib.memory as memory
-import cae_lib.trainer as trainer_module
+import cae_lib.run_trainer as trainer_module
 from tests.test_trainer import make_trainer, tiny_config
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
@@ -24,7 +24,7 @@ FAULTS_SCRIPT = textwrap.dedent(
     import numpy as np
     import torch
     from cae_lib.config import CAEConfig, TrainConfig
-    from cae_lib.data.batches import ImageBatches
+    from cae_lib.batches import ImageBatches
     from cae_lib.experiment import build_trainer
     from cae_lib.memory import keep_freed_memory
 

@@ -29,6 +29,7 @@ import pytest
 import torch
 
 import cae_lib.commands.train as train_command
+import cae_lib.files as files
 import cae_lib.utils as utils
 from cae_lib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from cae_lib.data import ChecksumError, DatasetUnavailableError, DownloadError, ensure_file, get_info, load_dataset
@@ -251,7 +252,7 @@ def test_the_figures_of_every_command_are_saved_atomically() -> None:
     for path in sorted((REPO / "cae_lib" / "commands").glob("*.py")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if ".savefig(" in line:
-                assert "savefig(tmp" in line, f"{path.name}:{number} saves a figure under its final name: use cae_lib.utils.save_figure"
+                assert "savefig(tmp" in line, f"{path.name}:{number} saves a figure under its final name: use cae_lib.files.save_figure"
 
 
 def test_save_figure_never_leaves_half_an_image(tmp_path, monkeypatch) -> None:
@@ -269,7 +270,7 @@ def test_save_figure_never_leaves_half_an_image(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(fig, "savefig", crash)
     with pytest.raises(KeyboardInterrupt):
-        utils.save_figure(fig, tmp_path / "a.png")
+        files.save_figure(fig, tmp_path / "a.png")
     assert (tmp_path / "a.png").read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
     plt.close(fig)
 

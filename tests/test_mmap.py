@@ -41,7 +41,7 @@ CHILD = r"""
 import json, resource, sys
 from pathlib import Path
 import numpy as np, torch
-from cae_lib.data.batches import ImageBatches
+from cae_lib.batches import ImageBatches
 from cae_lib.data.loading import _read_official_split
 from cae_lib.data.registry import get_info
 def anon_mb():

@@ -26,8 +26,8 @@ from cae_lib.commands.benchmark import check_benchmark_out
 from cae_lib.comparison import METHODS
 from cae_lib.data import ensure_file, get_info
 from cae_lib.run_folder import RunFolderError, RunLock, default_run_dir
-from cae_lib.trainer import Trainer
-from cae_lib.utils import available_cpus, cpu_quota, default_num_threads
+from cae_lib.run_trainer import RunTrainer
+from cae_lib.machine import available_cpus, cpu_quota, default_num_threads
 from cli_helpers import SMALL, make_npz, run_cli
 
 
@@ -208,7 +208,7 @@ def test_augment_benchmark_publishes_complete_runs_only(tmp_path):
 # --------------------------------------------------------------------------------------------
 def test_ctrl_c_prints_where_the_checkpoint_is_and_how_to_resume(monkeypatch, capsys):
     """Case: Ctrl-C printed a full KeyboardInterrupt traceback."""
-    real = Trainer.train_epoch
+    real = RunTrainer.train_epoch
 
     def interrupted_in_epoch_2(self):
         if self.state.epoch == 1:
@@ -216,7 +216,7 @@ def test_ctrl_c_prints_where_the_checkpoint_is_and_how_to_resume(monkeypatch, ca
         return real(self)
 
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
+        m.setattr(RunTrainer, "train_epoch", interrupted_in_epoch_2)
         code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--out", "run", "--epochs", "3", "--width", "4", "--latent-dim", "8", "--no-progress")
     assert code == 130 and len(err.strip().splitlines()) == 1
     assert "the last checkpoint is run/model.pt (1 of 3 epochs done)" in err and err.strip().endswith("--out run --resume")

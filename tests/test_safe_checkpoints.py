@@ -21,6 +21,7 @@ import torch
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, plain_data, read_checkpoint, save_checkpoint
 from cae_lib.course import load_or_train_cae
+from cae_lib.data import load_dataset
 from cae_lib.config import CAEConfig
 from cae_lib.evaluate import evaluate_checkpoint
 from cae_lib.experiment import pretrained_path
@@ -86,7 +87,7 @@ def test_python_api_refuses_it_unread(run, malicious):
     _refused(str(err.value))
     config = CAEConfig.from_dict(read_checkpoint(run)["config"])
     with pytest.raises(CheckpointError) as err:  # the notebooks' "load the checkpoint if it exists, else train"
-        load_or_train_cae(config, fit=None, out=folder)
+        load_or_train_cae(config, load_dataset(str(run.parent.parent / "mydata.npz"), "train"), out=folder)
     _refused(str(err.value))
     assert not marker.exists()
 

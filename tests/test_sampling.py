@@ -34,7 +34,8 @@ from cae_lib.sampling import (
     nearest_training_distance,
     save_samples_npz,
 )
-from cae_lib.trainer import ImageBatches, Trainer
+from cae_lib.batches import ImageBatches
+from cae_lib.trainer import Trainer
 
 L = 4
 

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from cae_lib.config import CAEConfig, TrainConfig
+from cae_lib.run_trainer import resolve_precision
 from cae_lib.schedule import learning_rate
 
 
@@ -55,8 +56,12 @@ def test_a_checkpoint_trained_with_auto_precision_matches_auto_anywhere():
     assert not same_settings(stored, wanted)
 
 
-def test_amp_still_means_fp16_with_the_auto_default():
-    cfg = TrainConfig(amp=True)
-    assert cfg.precision == "auto" and cfg.resolve_precision("cuda") == "fp16"
-    assert cfg.resolve_precision("cpu") == "fp32"  # fp16 autocast needs CUDA
-    assert TrainConfig(precision="fp32").resolve_precision("cpu") == "fp32"
+def test_a_saved_amp_flag_still_means_fp16_and_precision_resolves_per_device():
+    train = {"amp": True, "precision": "auto"}
+    cfg = CAEConfig.from_dict({"train": train})
+    assert cfg.train.precision == "fp16" and "amp" not in cfg.to_dict()["train"]
+    assert CAEConfig.from_dict({"train": {"amp": False}}).train.precision == "fp32"  # a config that old means fp32
+    assert resolve_precision("fp16", "cuda") == "fp16" and resolve_precision("fp16", "cpu") == "fp32"  # fp16 autocast needs CUDA
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8", "cpu")

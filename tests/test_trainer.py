@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from cae_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cae_lib.config import CAEConfig, ModelConfig, TrainConfig, native_bf16
+from cae_lib.config import CAEConfig, ModelConfig, TrainConfig
 from cae_lib.embed import embed
 from cae_lib.losses import CAEObjective, NTXentLoss
 from cae_lib.models import ContrastiveAutoencoder
 from cae_lib.schedule import learning_rate
-from cae_lib.trainer import ImageBatches, Trainer, TrainingDiverged
+from cae_lib.batches import ImageBatches
+from cae_lib.run_trainer import RunTrainer, TrainingDiverged, native_bf16
+from cae_lib.trainer import Trainer
 from cae_lib.weight_average import WeightAverage
 
 
@@ -30,10 +32,10 @@ def tiny_data(n: int = 48, seed: int = 0) -> ImageBatches:
     return ImageBatches(images, labels)
 
 
-def make_trainer(cfg: CAEConfig, **kw) -> Trainer:
+def make_trainer(cfg: CAEConfig, **kw) -> RunTrainer:
     torch.manual_seed(cfg.train.seed)
     model = ContrastiveAutoencoder(cfg.model)
-    return Trainer(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, progress=False, **kw)
+    return RunTrainer(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, progress=False, **kw)
 
 
 def test_image_batches_keep_uint8_and_convert_per_batch():
@@ -79,7 +81,7 @@ def test_nan_loss_stops_with_a_clear_message():
         logs["recon"] = float("nan")
         return loss * float("nan"), logs
 
-    trainer = Trainer(ContrastiveAutoencoder(cfg.model), bad_objective, tiny_data(), cfg.train, progress=False)
+    trainer = RunTrainer(ContrastiveAutoencoder(cfg.model), bad_objective, tiny_data(), cfg.train, progress=False)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 0.*recon"):
         trainer.fit()
 
@@ -116,7 +118,7 @@ def test_checkpoint_errors(tmp_path):
 def stop_after(epochs: int):
     """A callback that interrupts training after ``epochs`` epochs, as Ctrl-C or a dead Binder kernel would."""
 
-    def callback(trainer: Trainer, logs: dict) -> None:
+    def callback(trainer: RunTrainer, logs: dict) -> None:
         trainer.state.stop = trainer.state.epoch >= epochs
 
     return callback
@@ -132,7 +134,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", first.model, tiny_config(epochs=4), first.state.history, first.state_dict())
 
     model, _, payload = load_checkpoint(path)
-    resumed = Trainer(model, CAEObjective.from_config(tiny_config()), tiny_data(), tiny_config(epochs=4).train, progress=False)
+    resumed = RunTrainer(model, CAEObjective.from_config(tiny_config()), tiny_data(), tiny_config(epochs=4).train, progress=False)
     resumed.load_state_dict(payload["trainer_state"])
     resumed_history = resumed.fit()
     assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in full_history], rel=1e-6)
@@ -262,7 +264,7 @@ def test_weight_average_ends_the_run_and_resumes_exactly(tmp_path):
     assert any(not torch.equal(v, first.weight_average.average[k]) for k, v in first.model.state_dict().items() if v.is_floating_point())
     path = save_checkpoint(tmp_path / "m.pt", first.model, cfg(), first.state.history, first.state_dict())
     model, _, payload = load_checkpoint(path)
-    resumed = Trainer(model, CAEObjective.from_config(cfg()), tiny_data(), cfg().train, progress=False)
+    resumed = RunTrainer(model, CAEObjective.from_config(cfg()), tiny_data(), cfg().train, progress=False)
     resumed.load_state_dict(payload["trainer_state"])
     resumed.fit()
     assert resumed.finished
@@ -277,12 +279,13 @@ def test_ema_decay_is_checked():
 
 def test_a_run_with_a_weight_average_saves_the_averaged_model(tmp_path):
     """The per-epoch checkpoint is written before the average is swapped in; the final one must hold it."""
-    from cae_lib.experiment import train_cae
+    from cae_lib.experiment import train_cae, training_data
 
     cfg = CAEConfig(dataset="digits")
     cfg.model = ModelConfig(latent_dim=8, width=4)
     cfg.train = TrainConfig(epochs=2, batch_size=64, seed=1, device="cpu", ema_decay=0.8)
-    model, _, path = train_cae(cfg, out=tmp_path / "run", progress=False)
+    cfg, train, val = training_data(cfg)
+    model, _, path = train_cae(cfg, train, val, out=tmp_path / "run", progress=False)
     saved, _, payload = load_checkpoint(path)
     average = payload["trainer_state"]["weight_average"]["average"]
     for name, value in model.state_dict().items():
@@ -300,8 +303,24 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
     assert len(first.state.history) == 2 and first.state.stopped_early and first.finished
     path = save_checkpoint(tmp_path / "m.pt", first.model, cfg, first.state.history, first.state_dict())
     model, _, payload = load_checkpoint(path)
-    resumed = Trainer(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, progress=False, validate=flat, monitor="val_metric", mode="max")
+    resumed = RunTrainer(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, progress=False, validate=flat, monitor="val_metric", mode="max")
     resumed.load_state_dict(payload["trainer_state"])
     assert len(resumed.fit()) == 2 and resumed.state.step == first.state.step
     for a, b in zip(resumed.model.state_dict().values(), first.model.state_dict().values()):
         assert torch.equal(a, b)  # the averaged weights, not averaged a second time
+
+
+def test_the_core_trainer_and_the_run_trainer_train_the_same_weights():
+    """One process, fp32, no weight average: RunTrainer adds nothing to the computation,
+    so the core loop a student reads is the loop that trained the shipped models."""
+    weights, histories = [], []
+    for cls in (Trainer, RunTrainer):
+        cfg = tiny_config(epochs=2)
+        cfg.train.precision = "fp32"  # the model keeps its own layout (channels last) under both
+        torch.manual_seed(cfg.train.seed)
+        model = ContrastiveAutoencoder(cfg.model)
+        histories.append(cls(model, CAEObjective.from_config(cfg), tiny_data(), cfg.train, val_data=tiny_data(seed=1), progress=False).fit())
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert [h["loss"] for h in histories[0]] == [h["loss"] for h in histories[1]]
+    assert histories[0][-1]["val_loss"] == histories[1][-1]["val_loss"]

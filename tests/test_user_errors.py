@@ -30,7 +30,8 @@ from cae_lib.evaluate import evaluate_checkpoint
 from cae_lib.experiment import check_train_settings, training_warnings
 from cae_lib.losses import CAEObjective
 from cae_lib.models import ContrastiveAutoencoder
-from cae_lib.trainer import ImageBatches, Trainer, TrainingDiverged
+from cae_lib.batches import ImageBatches
+from cae_lib.run_trainer import RunTrainer, TrainingDiverged
 from cli_helpers import SMALL, digits_split, make_folder, make_npz, no_medmnist_files, run_cli, train_own_run
 
 
@@ -62,7 +63,7 @@ def test_divergence_stops_at_the_step_naming_the_term_and_the_fix(tmp_path, caps
     assert not (tmp_path / "div").exists()  # nothing half-trained left behind
 
 
-def _tiny_trainer(poison: str | None, kind: str) -> Trainer:
+def _tiny_trainer(poison: str | None, kind: str) -> RunTrainer:
     cfg = CAEConfig(dataset="synthetic", model=ModelConfig(latent_dim=8, width=4), train=TrainConfig(epochs=1, batch_size=16, device="cpu"))
     model = ContrastiveAutoencoder(cfg.model)
     objective = CAEObjective.from_config(cfg)
@@ -76,7 +77,7 @@ def _tiny_trainer(poison: str | None, kind: str) -> Trainer:
 
     rng = np.random.default_rng(0)
     data = ImageBatches(rng.integers(0, 255, (48, 28, 28), dtype=np.uint8), rng.integers(0, 2, 48))
-    return Trainer(model, poisoned, data, cfg.train, progress=False)
+    return RunTrainer(model, poisoned, data, cfg.train, progress=False)
 
 
 @pytest.mark.parametrize("kind,name", [("buffer", "encoder.backbone.net.1.1.running_var"), ("parameter", "encoder.backbone.net.1.0.weight")])

@@ -30,7 +30,9 @@ splits = load_splits("pneumoniamnist", data_dir)
 
 def train(overrides, seed, amp=False, epochs=None):
     cfg = config_for_data(preset("cae", dataset="pneumoniamnist"), splits["train"])
-    cfg.train.seed, cfg.train.device, cfg.train.amp = seed, "cuda", amp
+    cfg.train.seed, cfg.train.device = seed, "cuda"
+    if amp:
+        cfg.train.precision = "fp16"
     for k, v in overrides.items():
         section, key = k.split(".")
         setattr(getattr(cfg, section), key, v)

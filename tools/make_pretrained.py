@@ -23,7 +23,7 @@ from pathlib import Path
 from cae_lib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from cae_lib.evaluate import CLUSTERER_NAMES, evaluate_checkpoint
 from cae_lib.experiment import pretrained_path
-from cae_lib.utils import write_text
+from cae_lib.files import write_text
 
 SEED = 0
 

@@ -16,11 +16,12 @@ from cae_lib.baselines.config import BASELINES, ClassificationObjective, Supervi
 from cae_lib.baselines.resnet import build_resnet18
 from cae_lib.baselines.same_backbone import SameBackboneClassifier
 from cae_lib.config import ModelConfig
-from cae_lib.data.batches import ImageBatches, images_of, labels_of
+from cae_lib.batches import ImageBatches, images_of, labels_of
 from cae_lib.models import count_parameters
 from cae_lib.probes import label_subset  # the one stratified subset used everywhere
-from cae_lib.trainer import Trainer
-from cae_lib.utils import model_device, peak_memory_mb, seed_everything
+from cae_lib.run_trainer import RunTrainer
+from cae_lib.machine import peak_memory_mb
+from cae_lib.utils import model_device, seed_everything
 
 
 def _n_classes_of(*datasets: Any) -> int:
@@ -161,7 +162,7 @@ def train_supervised(
             "val_loss": float(F.nll_loss(torch.log(torch.from_numpy(p).clamp_min(1e-12)), torch.from_numpy(y_val))),
         }
 
-    trainer = Trainer(
+    trainer = RunTrainer(
         model, objective, ImageBatches(images, labels), config.train_config(), progress=progress,
         validate=validate if y_val is not None else None, monitor="val_acc", mode="max", keep_best=True,
     )

@@ -48,7 +48,8 @@ from cae_lib.evaluate import load_splits
 from cae_lib.experiment import config_for_data, find_pretrained
 from cae_lib.probes import label_subset
 from cae_lib.sampling import ClassGMMSampler, diversity, label_agreement, memorisation_check
-from cae_lib.utils import progress_bar, save_figure, seed_everything, write_json, write_text
+from cae_lib.files import save_figure, write_json, write_text
+from cae_lib.utils import progress_bar, seed_everything
 
 HELP = "do generated images help a low-label classifier?"
 

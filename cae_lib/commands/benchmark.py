@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from cae_lib import plots
-from cae_lib.config import RECIPES
 from cae_lib.commands.options import add_data_args, add_overwrite_arg, add_progress_arg, positive_int
 from cae_lib.commands.outputs import check_output_dir, warn
 from cae_lib.comparison import (
@@ -50,8 +49,10 @@ from cae_lib.comparison import (
 )
 from cae_lib.data import load_dataset
 from cae_lib.data.provenance import normalize_reference
+from cae_lib.experiment import RECIPES
 from cae_lib.run_folder import default_run_dir
-from cae_lib.utils import progress_bar, save_figure, write_json, write_text
+from cae_lib.files import save_figure, write_json, write_text
+from cae_lib.utils import progress_bar
 
 HELP = "every method of the comparison table over several seeds"
 
@@ -91,7 +92,7 @@ def run_benchmark(
     table unchanged (for rows that a change cannot affect, such as the supervised baselines after
     a change to the CAE's training); the table says which rows were reused and from when.
 
-    ``recipe`` is the training budget of the CAE and its ablations (:data:`cae_lib.config.RECIPES`); every
+    ``recipe`` is the training budget of the CAE and its ablations (:data:`cae_lib.experiment.RECIPES`); every
     run records it. Files are named after the dataset, with ``_<size>px`` added above 28 px and
     ``_long`` for the long recipe. ``out`` defaults to
     a new folder ``runs/<dataset>-benchmark-<time>``; the committed results are

@@ -11,7 +11,8 @@ import argparse
 from typing import Sequence
 
 from cae_lib.comparison import METHODS, run_one
-from cae_lib.utils import configure_threads, write_json
+from cae_lib.files import write_json
+from cae_lib.machine import configure_threads
 
 
 def _main_one(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import argparse
 
 from cae_lib.commands.options import add_data_dir_arg
 from cae_lib.data import format_dataset_table, list_datasets, resolve_data_dir
-from cae_lib.data.download import check_data_dir
+from cae_lib.data.paths import check_data_dir
 
 HELP = "list datasets and local availability"
 

@@ -40,7 +40,7 @@ from cae_lib.evaluate import EvalConfig, evaluate_model, load_splits
 from cae_lib.experiment import config_for_data, load_or_train
 from cae_lib.run_folder import RunLock, run_contents
 from cae_lib.sampling import ClassGMMSampler
-from cae_lib.utils import save_figure, write_json, write_text
+from cae_lib.files import save_figure, write_json, write_text
 
 HELP = "the main job: load or train, cluster, evaluate, write a report"
 #: What a report folder holds; a folder with nothing else is an earlier report, replaced without asking.
@@ -142,7 +142,7 @@ def run_demo(
     cfg.train.seed = seed
     if epochs is not None:
         cfg.train.epochs = epochs
-    model, history, where = load_or_train(cfg, out=out / "model", data_dir=data_dir, retrain=retrain, progress=progress)
+    model, history, where = load_or_train(cfg, train, splits["val"], out=out / "model", retrain=retrain, progress=progress)
     print(f"model: {where}")
     cfg.to_json(out / "config.json")
 

@@ -16,7 +16,7 @@ from cae_lib.commands.outputs import check_output_file, checkpoint_to_read, note
 from cae_lib.config import IMAGE_SIZES
 from cae_lib.data.provenance import describe
 from cae_lib.evaluate import EvalConfig, evaluate_model, format_metrics, load_splits
-from cae_lib.utils import write_json
+from cae_lib.files import write_json
 
 HELP = "evaluate one checkpoint on the official test split"
 

@@ -29,7 +29,7 @@ from cae_lib.data import load_dataset
 from cae_lib.data.mmap import ENV_BUDGET, memory_budget_mb
 from cae_lib.data.provenance import looks_like_path
 from cae_lib.sampling import ClassGMMSampler, GaussianSampler, PriorSampler, check_decoder, save_samples_npz
-from cae_lib.utils import atomic_path, write_json
+from cae_lib.files import atomic_path, write_json
 
 HELP = "decode new labelled images from the latent space"
 SAMPLERS = ("class-gmm", "gaussian", "prior")

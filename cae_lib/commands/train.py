@@ -30,13 +30,23 @@ from cae_lib.commands.options import (
 )
 from cae_lib.commands.outputs import warn
 from cae_lib.checkpoint import CheckpointError, read_checkpoint, run_finished
-from cae_lib.config import PRECISIONS, RECIPES, SCHEDULES, CAEConfig, apply_recipe, preset
+from cae_lib.config import PRECISIONS, SCHEDULES, CAEConfig, preset
 from cae_lib.data.provenance import looks_like_path, normalize_reference
 from cae_lib.distributed import init_from_env, is_main_process, launched_by_torchrun, shutdown
-from cae_lib.experiment import TrainingWarning, cli_option, config_differences, differing_settings, train_cae
+from cae_lib.experiment import (
+    RECIPES,
+    TrainingWarning,
+    apply_recipe,
+    cli_option,
+    config_differences,
+    differing_settings,
+    train_cae,
+    training_data,
+)
 from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
-from cae_lib.trainer import TrainingDiverged
-from cae_lib.utils import DiskFullError, pick_device
+from cae_lib.run_trainer import TrainingDiverged
+from cae_lib.files import DiskFullError
+from cae_lib.utils import pick_device
 
 HELP = "train a CAE and save a checkpoint"
 PRESETS = ("cae", "ae", "contrastive", "vae", "cvae")
@@ -78,7 +88,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="end with a moving average of the weights over about 1/(1-decay) recent steps (default: off, the last step's weights)")
     p.add_argument("--seed", type=non_negative_int, default=d.train.seed, help="seed of the weights, the shuffling and the augmentation")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
-    p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only; same as --precision fp16)")
     p.add_argument("--precision", choices=PRECISIONS, default=d.train.precision,
                    help="auto: bf16 autocast where the processor computes bf16 natively (recent CPUs, most GPUs), else fp32; "
                         "fp32; bf16; fp16 (CUDA only)")
@@ -108,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> CAEConfig:
     cfg.train.warmup_fraction = getattr(args, "warmup_fraction", cfg.train.warmup_fraction)
     cfg.train.grad_clip = getattr(args, "grad_clip", cfg.train.grad_clip)
     cfg.train.ema_decay = getattr(args, "ema_decay", cfg.train.ema_decay)
-    cfg.train.seed, cfg.train.device, cfg.train.amp = args.seed, args.device, args.amp
+    cfg.train.seed, cfg.train.device = args.seed, args.device
     cfg.train.precision = getattr(args, "precision", cfg.train.precision)
     cfg.train.channels_last = not getattr(args, "no_channels_last", False)
     cfg.train.sync_batchnorm = not getattr(args, "no_sync_batchnorm", False)
@@ -148,7 +157,7 @@ RUN_OPTIONS = ("--out", "--resume", "--overwrite", "--no-progress", "--data-dir"
 
 
 def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CAEConfig, dict]:
-    """The config that ``--resume`` continues with, the one saved in ``out/model.pt``, and that checkpoint's ``extra``.
+    """The config that ``--resume`` continues with, the one saved in ``out/model.pt``, and the checkpoint itself.
 
     A setting whose option was typed on the command line must agree with the checkpoint (a
     :class:`CheckpointError` names every one that does not); the others come from the checkpoint,
@@ -163,7 +172,7 @@ def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CA
     given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")} - set(RUN_OPTIONS)
     if "--dataset" in given:
         # Registry names are compared here ("pneumonia" is "pneumoniamnist"); a path is compared by train_cae
-        # once the data are loaded, with the data's own fingerprint.
+        # once the data are loaded, with the data's own fingerprint (the only comparison of the data).
         if not looks_like_path(typed.dataset) and not looks_like_path(stored.dataset):
             typed.dataset = normalize_reference(typed.dataset)
         else:
@@ -181,7 +190,7 @@ def settings_to_resume(typed: CAEConfig, out: Path, argv: list[str]) -> tuple[CA
             + f". --resume continues with the checkpoint's settings: {fix}, or start a new run in another folder."
         )
     stored.train.device = typed.train.device  # where to run is this machine's choice
-    return stored, dict(payload.get("extra") or {})
+    return stored, payload
 
 
 def _saved_epochs(out: Path) -> str | None:
@@ -196,16 +205,20 @@ def _saved_epochs(out: Path) -> str | None:
 
 def check_precision(args: argparse.Namespace) -> None:
     """fp16 needs CUDA: refuse it elsewhere instead of silently training in fp32."""
-    fp16 = args.amp or args.precision == "fp16"
-    if fp16 and not launched_by_torchrun() and pick_device(args.device).type != "cuda":
+    if args.precision == "fp16" and not launched_by_torchrun() and pick_device(args.device).type != "cuda":
         raise ValueError(
-            f"--amp / --precision fp16 needs a CUDA GPU, and this run uses {pick_device(args.device)}; it would silently "
+            f"--precision fp16 needs a CUDA GPU, and this run uses {pick_device(args.device)}; it would silently "
             "train in fp32. Use --precision bf16 (if this CPU supports it) or leave the precision at auto."
         )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; under ``torchrun`` every process runs this, joined in one DDP group (see cae_lib.distributed)."""
+    """Train; under ``torchrun`` every process runs this, joined in one DDP group (see cae_lib.distributed).
+
+    One way through: the folder is checked, then locked once (by rank 0); under the lock the
+    checkpoint to resume is read and compared with the typed options once, the data are loaded
+    once (:func:`~cae_lib.experiment.training_data`), and :func:`~cae_lib.experiment.train_cae` trains.
+    """
     cfg = config_from_args(args)
     if not launched_by_torchrun():
         pick_device(args.device)  # "--device cuda" without a GPU (or "gpu") stops here, before any folder is made
@@ -216,26 +229,27 @@ def run(args: argparse.Namespace) -> int:
     check_run_dir(out, resume=args.resume, overwrite=args.overwrite)  # on every rank, before any work
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
     extra_before: dict = {}
-    if args.resume:
-        cfg, extra_before = settings_to_resume(cfg, out, argv)
-    finished_before = bool(args.resume) and run_finished(extra_before)  # --resume on a finished run trains nothing
-    done_before = int(extra_before.get("epochs_done") or 0)
     device = init_from_env()
     main_process = True
     try:
-        if launched_by_torchrun() and device.type == "cuda":
-            cfg.train.device = str(device)  # one GPU per process
         main_process = is_main_process()
         with RunLock(out) if main_process else nullcontext():  # rank 0 writes, so rank 0 locks
             if main_process:  # again, under the lock: another run may have filled the folder since the check above
                 check_run_dir(out, resume=args.resume, overwrite=args.overwrite)
+            payload = None
+            if args.resume:
+                cfg, payload = settings_to_resume(cfg, out, argv)
+                extra_before = dict(payload.get("extra") or {})
+            if launched_by_torchrun() and device.type == "cuda":
+                cfg.train.device = str(device)  # one GPU per process
+            cfg, train, val = training_data(cfg, args.data_dir)
             if args.overwrite and main_process:
                 removed = clear_run_files(out)
                 if removed:
                     print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", TrainingWarning)
-                _model, history, path = train_cae(cfg, out=out, data_dir=args.data_dir, progress=not args.no_progress, resume=args.resume)
+                _model, history, path = train_cae(cfg, train, val, out=out, progress=not args.no_progress, resume_from=payload)
     except KeyboardInterrupt:
         if main_process:
             saved = _saved_epochs(out)
@@ -253,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
         raise DiskFullError(f"{err}{tail}") from err
     finally:
         shutdown()
+    finished_before = bool(args.resume) and run_finished(extra_before)  # --resume on a finished run trains nothing
+    done_before = int(extra_before.get("epochs_done") or 0)
     if not main_process:  # rank 0 reports
         return 0
     last = history[-1] if history else {}

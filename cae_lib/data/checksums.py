@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from cae_lib.data.paths import default_cache_dir
-from cae_lib.utils import write_text
+from cae_lib.files import write_text
 
 
 def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -45,15 +45,9 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cae_lib.data.checksums import cached_md5, md5sum, remember_md5, verified_cache_dir, verify_md5  # noqa: F401
+from cae_lib.data.checksums import remember_md5, verify_md5
 from cae_lib.data.errors import ChecksumError, CorruptFileError, DatasetUnavailableError, DownloadError
-from cae_lib.data.paths import (  # noqa: F401  (re-exported: the old home of these names)
-    ENV_VAR,
-    check_data_dir,
-    default_cache_dir,
-    is_writable_dir,
-    resolve_data_dir,
-)
+from cae_lib.data.paths import ENV_VAR, check_data_dir, default_cache_dir, is_writable_dir, resolve_data_dir
 from cae_lib.utils import progress_bar
 
 if TYPE_CHECKING:

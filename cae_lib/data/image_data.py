@@ -9,7 +9,7 @@
 
 Images stay uint8 in memory (PathMNIST as float32 would be ~1 GB, more than Binder allows);
 only the rows asked for are converted to float in [0, 1], by
-:func:`cae_lib.data.batches.images_to_float`.
+:func:`cae_lib.batches.images_to_float`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
-from cae_lib.data.batches import images_to_float
+from cae_lib.batches import images_to_float
 
 #: Row selectors accepted by :meth:`ImageData.to_tensor` and :meth:`ImageData.subset`.
 Indices = Union[None, int, slice, Sequence[int], np.ndarray, torch.Tensor]

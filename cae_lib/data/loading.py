@@ -6,7 +6,7 @@
 
 The name decides where the data comes from: a registry name is a MedMNIST file (downloaded and
 checked by :mod:`cae_lib.data.download`) or the bundled ``digits`` (:mod:`cae_lib.data.digits`);
-anything else is a path to your own folder or .npz (:mod:`cae_lib.data.custom`). Every route
+anything else is a path to your own folder or .npz (:mod:`cae_lib.data.npz`, :mod:`cae_lib.data.folder`). Every route
 returns an :class:`~cae_lib.data.image_data.ImageData`. :func:`load_raw` and :func:`load_labels`
 read parts of a file without building one.
 """

@@ -5,7 +5,7 @@ uint8 at 224 x 224, more than most machines have. An ``.npz`` is a zip archive, 
 lazily from it. Instead, a split whose images exceed the memory budget is streamed out of the
 archive once (in 1 MiB chunks, so unpacking needs no more memory than that) into an ``.npy`` file
 in the toolkit's cache, and opened with ``np.load(mmap_mode="r")``: the operating system then
-pages in only the rows a batch touches, and :class:`~cae_lib.data.batches.ImageBatches` converts
+pages in only the rows a batch touches, and :class:`~cae_lib.batches.ImageBatches` converts
 only those rows to floats.
 
 The budget is ``memory_budget_mb()``: ``$CAE_MEMORY_BUDGET_MB`` if set, else 512 MB, so every
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cae_lib.data.download import default_cache_dir
-from cae_lib.utils import atomic_path
+from cae_lib.data.paths import default_cache_dir
+from cae_lib.files import atomic_path
 
 ENV_BUDGET = "CAE_MEMORY_BUDGET_MB"
 DEFAULT_BUDGET_MB = 512.0

@@ -27,7 +27,7 @@ import torch
 from cae_lib.data.errors import CorruptFileError
 from cae_lib.data.layout import center_square, labels_to_1d, read_class_names, resize_images, to_medmnist_layout
 from cae_lib.data.registry import SPLITS
-from cae_lib.utils import atomic_path
+from cae_lib.files import atomic_path
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError)
 

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cae_lib.data.download import cached_md5, md5sum
+from cae_lib.data.checksums import cached_md5, md5sum
 from cae_lib.data.folder import dataset_files
 from cae_lib.data.image_data import ImageData
 from cae_lib.data.registry import get_info, is_registered

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cae_lib.data.download import MIN_FILE_BYTES, resolve_data_dir
+from cae_lib.data.download import MIN_FILE_BYTES
+from cae_lib.data.paths import resolve_data_dir
 from cae_lib.data.loading import ImageData, load_labels
-from cae_lib.data.custom import npz_splits
+from cae_lib.data.npz import npz_splits
 from cae_lib.data.registry import SPLITS, dataset_names, get_info, is_registered
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cae_lib.data.batches import images_to_float
+from cae_lib.batches import images_to_float
 from cae_lib.embed import embed
 from cae_lib.sampling.samples import (
     _check_latents,
@@ -33,7 +33,7 @@ def _to_model_input(x: Any, model: nn.Module, what: str) -> torch.Tensor:
 
     Torch tensors are channels-first, (C, H, W) or (1, C, H, W); NumPy arrays are in MedMNIST
     layout, (H, W) or (H, W, C) (e.g. ``data.images[i]``). uint8 is scaled by 1/255
-    (:func:`cae_lib.data.batches.images_to_float` does the conversion).
+    (:func:`cae_lib.batches.images_to_float` does the conversion).
     """
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()

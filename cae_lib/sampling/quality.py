@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cae_lib.data.batches import images_to_float
+from cae_lib.batches import images_to_float
 from cae_lib.sampling.samples import NO_LABEL, Samples
 
 
@@ -43,7 +43,7 @@ def _flat_raw(images: Any, what: str) -> np.ndarray:
 def _to_float(chunk: np.ndarray, what: str = "images") -> torch.Tensor:
     """(n, D) uint8 or floats -> float32 tensor (n, D); uint8 is scaled to [0, 1].
 
-    The conversion is :func:`cae_lib.data.batches.images_to_float`, on the rows seen as
+    The conversion is :func:`cae_lib.batches.images_to_float`, on the rows seen as
     (n, 1, D) one-row images.
     """
     t = images_to_float(chunk[:, None, :]).reshape(len(chunk), -1)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from cae_lib import plots
 from cae_lib.cluster import LatentClusterer
 from cae_lib.cluster.scan import mine_neighbours
-from cae_lib.data.batches import images_of
+from cae_lib.batches import images_of
 from cae_lib.evaluate import CLUSTERER_NAMES
 from cae_lib.metrics import clustering_metrics
 from cae_lib.utils import class_name

@@ -23,7 +23,7 @@ from IPython.core.formatters import DisplayFormatter
 from matplotlib.figure import Figure
 
 from cae_lib import plots
-from cae_lib.data.batches import images_of, images_to_float
+from cae_lib.batches import images_of, images_to_float
 
 EXPLORER_TEXT = "Interactive explorer: run this notebook in Jupyter to use its controls."
 
@@ -149,7 +149,7 @@ def as_batch(images: Any, n: int) -> torch.Tensor:
         images: an ImageData, uint8 in MedMNIST layout (N, H, W) / (N, H, W, C), or a float
             tensor (N, C, H, W), which passes through as it is (detached, on the CPU).
 
-    Only those ``n`` rows are converted (by :func:`cae_lib.data.batches.images_to_float`), so a
+    Only those ``n`` rows are converted (by :func:`cae_lib.batches.images_to_float`), so a
     large dataset is never copied to floats whole.
     """
     if isinstance(images, torch.Tensor) and images.dtype != torch.uint8:

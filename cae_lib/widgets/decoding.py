@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cae_lib import plots
-from cae_lib.data.batches import images_of
+from cae_lib.batches import images_of
 from cae_lib.sampling import Interpolator, LatentSampler, LatentTraversal
 from cae_lib.utils import class_name
 from cae_lib.widgets.common import Explorer, dropdown, rows_figure, slider

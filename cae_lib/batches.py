@@ -14,17 +14,16 @@ the baselines, the samplers and the widgets. Three pieces:
   images as they are on disk (uint8; a memory map stays a memory map) and converts only the
   rows of each batch.
 
-:func:`make_loader` wraps the three into a plain iterable of ``(x, y)`` batches for your own loops.
+For your own loop, the trainer's batches of one epoch are::
 
-    >>> loader = make_loader(data, batch_size=256, seed=0)     # doctest: +SKIP
-    >>> for x, y in loader:                                     # x: (B, C, H, W) float in [0, 1], y: (B,) long
-    ...     ...
+    source = ImageBatches.from_data(data)
+    for idx in epoch_batches(len(source), 256, seed=0, epoch=0):
+        x, y = source.get_batch(idx)          # x: (B, C, H, W) float in [0, 1], y: (B,) long
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,84 +141,3 @@ class ImageBatches:
     def get_batch(self, indices: torch.Tensor) -> Batch:
         rows = indices.numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices)
         return images_to_float(self.images[rows]), self.labels[rows]
-
-
-class BatchLoader:
-    """An iterable of ``(x, y)`` batches; a new permutation every epoch, drawn as the trainer draws it.
-
-    Args:
-        data: an :class:`~cae_lib.data.ImageData` (or anything :class:`ImageBatches` takes).
-        batch_size: rows per batch.
-        shuffle: shuffle the rows each epoch (else keep file order).
-        seed: epoch ``e`` uses :func:`epoch_batches` ``(seed=seed, epoch=e)``; same seed, same batches.
-        drop_last: drop the last batch if it is smaller than ``batch_size``.
-        num_workers: ``0`` (default; best on Binder and Windows) builds batches in this process;
-            more uses a ``torch.utils.data.DataLoader`` with that many worker processes.
-
-    Yields:
-        x: float32 (B, C, H, W) in [0, 1]; y: int64 (B,).
-    """
-
-    def __init__(
-        self,
-        data: Any,
-        batch_size: int = 256,
-        shuffle: bool = True,
-        seed: int = 0,
-        drop_last: bool = False,
-        num_workers: int = 0,
-    ) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if int(num_workers) < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        self.source = data if isinstance(data, ImageBatches) else ImageBatches(data)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.seed = int(seed)
-        self.drop_last = drop_last
-        self.num_workers = int(num_workers)
-        self.epoch = 0  # the epoch the next ``iter()`` will produce
-
-    def __len__(self) -> int:
-        n = len(self.source)
-        return n // self.batch_size if self.drop_last and n >= self.batch_size else math.ceil(n / self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` produce epoch ``epoch``'s batches (e.g. when resuming)."""
-        self.epoch = int(epoch)
-
-    def batch_indices(self, epoch: int) -> list[torch.Tensor]:
-        """The row indices of every batch of ``epoch``, as int64 tensors."""
-        return epoch_batches(
-            len(self.source), self.batch_size, self.seed if self.shuffle else None, epoch,
-            min_batch=self.batch_size if self.drop_last else 1,
-        )
-
-    def __iter__(self) -> Iterator[Batch]:
-        chunks = self.batch_indices(self.epoch)
-        self.epoch += 1
-        if self.num_workers == 0:
-            return (self.source.get_batch(idx) for idx in chunks)
-        loader = torch.utils.data.DataLoader(
-            _IndexDataset(self.source), batch_size=None, sampler=chunks, num_workers=self.num_workers
-        )
-        return iter(loader)
-
-
-class _IndexDataset(torch.utils.data.Dataset):
-    """``dataset[indices]`` -> a whole batch, so DataLoader workers build batches with one call."""
-
-    def __init__(self, source: ImageBatches) -> None:
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, indices: torch.Tensor) -> Batch:
-        return self.source.get_batch(indices)
-
-
-#: ``make_loader(data, batch_size=256, shuffle=True, seed=0, drop_last=False, num_workers=0)``: the
-#: name the README and the course use for :class:`BatchLoader`.
-make_loader = BatchLoader
