@@ -29,16 +29,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from cae_lib.config import IMAGE_SIZES, CAEConfig, ModelConfig, TrainConfig
 from cae_lib.batches import ImageBatches
 from cae_lib.losses import CAEObjective
-from cae_lib.models import ContrastiveAutoencoder, count_macs, count_parameters
+from cae_lib.models import ContrastiveAutoencoder, count_parameters
 from cae_lib.run_trainer import RunTrainer
 from cae_lib.files import write_json, write_text
 from cae_lib.machine import peak_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Multiply-accumulates of one forward pass on one image of ``input_shape`` (C, H, W).
+
+    Counted by ``torch.utils.flop_counter`` (convolutions and matrix products; 1 MAC = 2 FLOPs),
+    in eval mode on the CPU. For a training step of the CAE multiply by about 3 (forward +
+    backward) and by 2 (two views).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops() // 2)
 
 
 def matmul_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:

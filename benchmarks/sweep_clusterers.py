@@ -190,10 +190,15 @@ def main(argv: list[str] | None = None) -> int:
                  f"{len(runs)} runs, {len(CANDIDATES)} candidates; Hungarian accuracy on the validation split, mean over seeds per group.",
                  f"Chosen by the rule in `benchmarks/sweep_clusterers.py`: **{chosen[0]} on {chosen[1]}**.", "",
                  *table(summary, chosen, split)]
-    lines += ["", "Majority-class floor: " + ", ".join(f"{d} {r} {f:.3f}" for (d, r), f in sorted(floors.items())) + "."]
+    write_report(stem, lines, floors)
+    return 0
+
+
+def write_report(stem: Path, lines: list[str], floors: dict[tuple[str, str], float]) -> None:
+    """``stem.md``: the lines, then the majority-class floor of every group; printed too."""
+    lines = [*lines, "", "Majority-class floor: " + ", ".join(f"{d} {r} {f:.3f}" for (d, r), f in sorted(floors.items())) + "."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

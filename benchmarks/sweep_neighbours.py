@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = ["# Spectral clustering's neighbour count: validation split only", "",
                  f"{len(runs)} runs; Hungarian accuracy on the validation split, mean over seeds per group.",
                  f"Chosen by the rule in `benchmarks/sweep_neighbours.py`: **{chosen[0]}**.", "", *stage1.table(summary, chosen, split)]
-    lines += ["", "Majority-class floor: " + ", ".join(f"{d} {r} {f:.3f}" for (d, r), f in sorted(floors.items())) + "."]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    stage1.write_report(stem, lines, floors)
     return 0
 
 

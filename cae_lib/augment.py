@@ -22,11 +22,49 @@ so a fixed seed gives the same views.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from cae_lib.config import AugmentConfig
+
+@dataclass
+class AugmentConfig:
+    """Strength of the two-view contrastive augmentation (see :mod:`cae_lib.augment`).
+
+    ``strength`` scales every magnitude at once: 0 gives identical views, 1 gives the magnitudes
+    listed below, 2 is aggressive; the default is 1.5. ``hflip``/``vflip`` are off because chest
+    X-rays are not left-right symmetric (the heart is on the left); turn them on for cells or skin
+    lesions. ``gradient`` adds a linear brightness ramp in a random direction (uneven exposure); a
+    saved config without this key means 0. ``min_scale`` / ``max_scale`` bound the random zoom:
+    the view shows a window ``scale`` times the image's size, so below 1 zooms in (a crop) and
+    above 1 zooms out (off by default; try it where the framing varies with something other than
+    the label).
+
+    Why each default: ``benchmarks/results/sweep_defaults.md`` (validation splits only).
+    """
+
+    strength: float = 1.5
+    max_rotation: float = 10.0  # degrees at strength 1
+    min_scale: float = 0.8  # random zoom: window scale in [min_scale, max_scale] at strength 1 (< 1 zooms in)
+    max_scale: float = 1.0  # > 1 also zooms out (a wider field of view)
+    max_shift: float = 0.08  # fraction of the image at strength 1
+    brightness: float = 0.2
+    contrast: float = 0.2
+    gradient: float = 0.2  # linear brightness ramp in a random direction, up to +-gradient at strength 1
+    noise_std: float = 0.03
+    blur_prob: float = 0.3
+    hflip: bool = False
+    vflip: bool = False
+
+    def validate(self) -> None:
+        if self.strength < 0:
+            raise ValueError(f"augmentation strength must be >= 0, got {self.strength}")
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ValueError(
+                f"the zoom range must satisfy 0 < min_scale <= max_scale (below 1 zooms in, above 1 zooms out); "
+                f"got min_scale={self.min_scale}, max_scale={self.max_scale}"
+            )
 
 
 class ContrastiveAugment:

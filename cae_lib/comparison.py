@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,8 +35,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from cae_lib.baselines import SupervisedConfig, run_baseline
-from cae_lib.config import preset
 from cae_lib.batches import images_of, images_to_float
+from cae_lib.config import preset
 from cae_lib.embed import embed
 from cae_lib.evaluate import (
     EvalConfig,
@@ -43,9 +44,10 @@ from cae_lib.evaluate import (
     evaluate_model,
     load_splits,
 )
-from cae_lib.experiment import apply_recipe, build_trainer, config_for_data, training_warnings
-from cae_lib.probes import label_subset, linear_probe
+from cae_lib.experiment import TrainingWarning, apply_recipe, config_for_data, train_cae
 from cae_lib.machine import peak_memory_mb
+from cae_lib.probes import label_subset, linear_probe
+from cae_lib.tables import markdown_table
 
 # The committed benchmark results (``benchmarks/results`` beside the package).
 BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -112,17 +114,18 @@ def run_one(
         cfg.train.seed = seed
         if epochs is not None:
             cfg.train.epochs = epochs
-        trainer = build_trainer(cfg, splits["train"], progress=progress)
-        history = trainer.fit()
+        with warnings.catch_warnings(record=True) as caught:  # recorded in the row, e.g. NT-Xent ended at chance
+            warnings.simplefilter("always", TrainingWarning)
+            model, history, _ = train_cae(cfg, splits["train"], progress=progress)
         train_seconds = time.perf_counter() - t0
-        result.update(evaluate_model(trainer.model, splits, seed=seed, has_projection=cfg.loss.contrastive_weight > 0))
+        result.update(evaluate_model(model, splits, seed=seed, has_projection=cfg.loss.contrastive_weight > 0))
         if method == "cae":
-            result["label_efficiency"] = _probe_label_efficiency(trainer.model, splits, seed)
+            result["label_efficiency"] = _probe_label_efficiency(model, splits, seed)
         result["train_seconds"] = train_seconds
         result["train_images_per_sec"] = len(splits["train"]) * len(history) / train_seconds
         result["settings"] = cfg.to_dict()
         result["final_epoch"] = history[-1]
-        result["warnings"] = training_warnings(history, cfg, len(splits["train"]))  # e.g. NT-Xent ended at chance
+        result["warnings"] = [str(w.message) for w in caught if issubclass(w.category, TrainingWarning)]
     else:
         scfg = SupervisedConfig.for_model(method, seed=seed)
         res = run_baseline(method, splits["train"], splits["val"], splits["test"], scfg, progress=progress)
@@ -224,32 +227,27 @@ def summarize_runs(runs: list[dict[str, Any]], metrics: Sequence[str]) -> list[d
     return rows
 
 
-def markdown_table(rows: list[dict[str, Any]], floor: float, dataset: str, n_test: int, seeds: int) -> str:
-    """Mean ± sd table with the majority floor beside the accuracies."""
-    def cell(row: dict[str, Any], m: str, digits: int = 3) -> str:
+#: The columns of the comparison table: (header, metric key, decimals).
+TABLE_COLUMNS = (("Hungarian acc (k = #classes)", "hungarian_acc", 3), ("NMI", "nmi", 3), ("ARI", "ari", 3),
+                 ("kNN acc (k = 10)", "knn_acc", 3), ("linear probe (balanced)", "linear_acc", 3),
+                 ("linear probe (unweighted)", "linear_unweighted_acc", 3), ("majority-vote acc (K = 7)", "majority_vote_acc_k7", 3),
+                 ("supervised test acc", "supervised_acc", 3), ("seconds", "seconds", 0), ("peak MB", "peak_memory_mb", 0))
+
+
+def comparison_table(rows: list[dict[str, Any]], floor: float, dataset: str, n_test: int, seeds: int) -> str:
+    """The comparison table in Markdown: mean ± sd of every metric per method, with the majority floor above it."""
+    def cell(row: dict[str, Any], m: str, digits: int) -> str:
         if f"{m}_mean" not in row:
             return "–"
         if seeds == 1:  # one seed has no spread to show
             return f"{row[f'{m}_mean']:.{digits}f}"
         return f"{row[f'{m}_mean']:.{digits}f} ± {row[f'{m}_sd']:.{digits}f}"
 
-    head = ("| method | Hungarian acc (k = #classes) | NMI | ARI | kNN acc (k = 10) | linear probe (balanced) | linear probe (unweighted) "
-            "| majority-vote acc (K = 7) | supervised test acc | seconds | peak MB |")
-    lines = [
-        f"**{dataset}**, official test split (n = {n_test}), "
-        + (f"mean ± sd over {seeds} seeds. " if seeds > 1 else "one seed (--seeds 3 gives mean ± sd). ")
-        + f"Majority-class floor: **{floor:.3f}**.",
-        "",
-        head,
-        "|" + "---|" * 11,
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['method']} | {cell(row, 'hungarian_acc')} | {cell(row, 'nmi')} | {cell(row, 'ari')} | {cell(row, 'knn_acc')} "
-            f"| {cell(row, 'linear_acc')} | {cell(row, 'linear_unweighted_acc')} | {cell(row, 'majority_vote_acc_k7')} | {cell(row, 'supervised_acc')} "
-            f"| {cell(row, 'seconds', 0)} | {cell(row, 'peak_memory_mb', 0)} |"
-        )
-    return "\n".join(lines)
+    title = (f"**{dataset}**, official test split (n = {n_test}), "
+             + (f"mean ± sd over {seeds} seeds. " if seeds > 1 else "one seed (--seeds 3 gives mean ± sd). ")
+             + f"Majority-class floor: **{floor:.3f}**.")
+    table = markdown_table([{"method": row["method"], **{head: cell(row, key, d) for head, key, d in TABLE_COLUMNS}} for row in rows])
+    return f"{title}\n\n{table}"
 
 
 def headline_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ call                               what it does
                                    train (FAST mode: a throw-away model, never saved)
 :func:`quick_train`                a throw-away model on a few images, for a quick comparison
 :func:`runs_dir`                   where notebooks save the models they train (git-ignored)
-:func:`markdown_table`             a list of rows (dicts) -> a displayable Markdown table
 :func:`balance_table`,             the two tables the notebooks show most: class counts with the
 :func:`subgroup_table`             majority-class floor, and the subgroups of an over-clustering
 :func:`committed_results`          a committed benchmark's table and figures (or how to make them)
@@ -32,13 +31,13 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
-import numpy as np
 from IPython.display import Image, Markdown
 
 from cae_lib.config import CAEConfig, preset
 from cae_lib.data import ImageData, load_dataset
 from cae_lib.data.registry import is_registered
-from cae_lib.experiment import build_trainer, config_for_data, load_or_train
+from cae_lib.experiment import config_for_data, load_or_train, train_cae
+from cae_lib.tables import MarkdownTable, markdown_table
 from cae_lib.utils import class_name
 
 #: FAST mode (the automated tests run every notebook with ``FAST = True``): models are fitted on
@@ -147,40 +146,14 @@ def load_or_train_cae(
 def quick_train(config: CAEConfig, data: ImageData, progress: bool = False) -> tuple[Any, list[dict[str, float]], str]:
     """Train the model ``config`` describes on ``data`` (no validation) and save nothing: a throw-away
     model for a quick comparison or a FAST run. Returns ``(model in eval mode, history, where)``."""
-    trainer = build_trainer(config, data, progress=progress)
-    history = trainer.fit()
-    return trainer.model.eval(), history, f"trained on {len(data)} images for {len(history)} epoch(s), not saved"
+    model, history, _ = train_cae(config, data, progress=progress)
+    return model, history, f"trained on {len(data)} images for {len(history)} epoch(s), not saved"
 
 
 # --------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------
-def _cell(value: Any, digits: int) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], digits: int = 3) -> Markdown:
-    """A Markdown table with one row per mapping; the columns are the keys, in first-seen order.
-
-    Floats are printed with ``digits`` decimals, ``None`` as a dash, anything else with ``str``.
-    The result displays as a table in a notebook; ``.data`` is its Markdown text.
-
-        >>> markdown_table([{"codes": "z", "kNN acc": 0.88123}]).data
-        '| codes | kNN acc |\\n|---|---|\\n| z | 0.881 |'
-    """
-    if not rows:
-        raise ValueError("markdown_table needs at least one row (a dict of column -> value)")
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(_cell(c, digits) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c), digits) for c in columns) + " |" for row in rows]
-    return Markdown("\n".join(lines))
-
-
-def balance_table(balance: Mapping[str, Mapping[str, Any]], class_names: Sequence[str]) -> Markdown:
+def balance_table(balance: Mapping[str, Mapping[str, Any]], class_names: Sequence[str]) -> MarkdownTable:
     """Images per class in each split, with the majority-class floor in bold.
 
     Args:
@@ -193,7 +166,7 @@ def balance_table(balance: Mapping[str, Mapping[str, Any]], class_names: Sequenc
     return markdown_table(rows)
 
 
-def subgroup_table(subgroups: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> Markdown:
+def subgroup_table(subgroups: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> MarkdownTable:
     """One row per cluster of :func:`cae_lib.cluster.subgroup_report`: size, majority label, purity, label counts."""
     rows = []
     for g in subgroups:
@@ -225,7 +198,7 @@ _RESULTS = {
 
 def committed_results(folder: str | Path, dataset: str, kind: str = "benchmark") -> list[Any]:
     """What ``python -m cae_lib benchmark`` (``kind="benchmark"``) or ``augment-benchmark``
-    (``kind="augment"``) committed for ``dataset`` in ``folder`` (``cae_lib.report.BENCHMARK_DIR``):
+    (``kind="augment"``) committed for ``dataset`` in ``folder`` (``cae_lib.comparison.BENCHMARK_DIR``):
     its Markdown table (title line dropped) and figures, ready for ``display(*committed_results(...))``;
     a note saying how to make them when they are missing.
     """

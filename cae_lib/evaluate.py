@@ -58,11 +58,10 @@ class EvalConfig:
             as ``val_hungarian_by_features``).
         method: the clusterer of the headline ``hungarian_acc``: ``"spectral"`` (the default),
             ``"kmeans"``, ``"gmm"``, ``"agglomerative"`` or ``"scan"`` (:data:`cae_lib.cluster.METHODS`).
-            Spectral clustering on the kNN graph of h was chosen by a rule written before its sweep
-            ran, on validation splits only (``benchmarks/sweep_clusterers.py``, 12 runs: both data
-            sets, both recipes, 3 seeds; results in ``benchmarks/results/sweep_clusterers.md``):
-            mean validation Hungarian 0.821 against k-means's 0.761, and not below k-means in any
-            data set or recipe. (k-means was the default before: ``sweep_cluster_methods.md``.)
+            Spectral clustering on the kNN graph of h, and its 15 neighbours, were chosen by rules
+            written before their sweeps ran, on validation splits only (``benchmarks/sweep_clusterers.py``
+            and ``sweep_neighbours.py``; results in ``benchmarks/results/``). (k-means was the
+            default before: ``sweep_cluster_methods.md``.)
         compare_methods: every clusterer scored on the same features beside the headline, as
             ``hungarian_by_method`` (test) and ``val_hungarian_by_method``; ``()`` skips them.
         knn_k: neighbours of the kNN probe (stated with every kNN number).

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -20,7 +22,47 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cae_lib.augment import ContrastiveAugment
-from cae_lib.config import CAEConfig, LossConfig
+
+if TYPE_CHECKING:
+    from cae_lib.config import CAEConfig
+
+
+RECON_LOSSES = ("mse", "bce")
+
+
+@dataclass
+class LossConfig:
+    """Weights of the combined objective ``recon_weight*recon + contrastive_weight*ntxent + kl_weight*KL``.
+
+    Attributes:
+        recon: ``"mse"`` or ``"bce"`` (pixel-wise, summed over pixels, averaged over the batch
+            is *not* used: both are averaged per pixel so the weights stay comparable).
+        recon_weight, contrastive_weight: the balance of the two terms; the paper's equal weights
+            (default 1 and 1) won the sweep's stage 7.
+        temperature: NT-Xent temperature tau (SimCLR), > 0.01; default 0.2 (the sweep's stage 2).
+        recon_views: how many of each image's two views are reconstructed: 2 (both, the default)
+            or 1 (the first only, a step about a quarter cheaper; stage 6). A saved config without
+            this key means 2.
+
+    Why each default: ``benchmarks/results/sweep_defaults.md`` (validation splits only).
+    """
+
+    recon: str = "mse"
+    recon_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    kl_weight: float = 0.0
+    temperature: float = 0.2
+    recon_views: int = 2
+
+    def validate(self) -> None:
+        if self.recon_views not in (1, 2):
+            raise ValueError(f"recon_views must be 1 (reconstruct the first view) or 2 (both views), got {self.recon_views}")
+        if self.recon not in RECON_LOSSES:
+            raise ValueError(f"unknown reconstruction loss {self.recon!r}; choose one of {RECON_LOSSES}")
+        if min(self.recon_weight, self.contrastive_weight, self.kl_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+        if self.recon_weight + self.contrastive_weight == 0:
+            raise ValueError("recon_weight and contrastive_weight are both 0: nothing to learn")
 
 
 def several_processes() -> bool:

@@ -1,7 +1,7 @@
-"""Clustering and classification metrics on plain NumPy label arrays.
+"""Clustering metrics on plain NumPy label arrays.
 
 Nothing here knows about models: every function takes ``y_true: (N,) int`` labels and
-``y_pred: (N,) int`` cluster ids (or scores) and returns numbers.
+``y_pred: (N,) int`` cluster ids and returns numbers.
 
 Which clustering accuracy to trust?
 
@@ -21,9 +21,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import (
     adjusted_rand_score,
-    balanced_accuracy_score,
     normalized_mutual_info_score,
-    roc_auc_score,
     silhouette_score,
 )
 
@@ -194,36 +192,3 @@ def silhouette(z: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: 
     if n_labels < 2 or n_labels > len(z) - 1:
         return float("nan")
     return float(silhouette_score(z, labels))
-
-
-def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Balanced accuracy and ROC AUC for a binary task.
-
-    Args:
-        y_true: (N,) labels with exactly two distinct values; the larger one is "positive".
-        scores: (N,) probability (or any score) of the positive class, or (N, 2) class
-            probabilities as returned by ``predict_proba`` (column 1 is used).
-        threshold: score above which a point is predicted positive (for balanced accuracy).
-
-    Returns:
-        ``{"balanced_acc", "auc"}``. Balanced accuracy is the mean per-class recall, so it is 0.5
-        for a constant predictor whatever the class balance; AUC is threshold-free.
-
-    Raises:
-        ValueError: if ``y_true`` does not have exactly two classes.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim == 2 and scores.shape[1] == 2:
-        scores = scores[:, 1]
-    y_true, scores = _check_labels(y_true, scores)
-    classes = np.unique(y_true)
-    if len(classes) != 2:
-        raise ValueError(
-            f"binary_metrics needs exactly 2 classes in y_true, found {len(classes)}: {classes.tolist()}"
-        )
-    positive = y_true == classes[1]
-    y_hat = scores > threshold
-    return {
-        "balanced_acc": float(balanced_accuracy_score(positive, y_hat)),
-        "auc": float(roc_auc_score(positive, scores)),
-    }

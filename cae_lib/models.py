@@ -29,7 +29,7 @@ size   stride-2 blocks     encoder feature maps (channels x side)          last 
 =====  ==================  =============================================  ===================
 
 Parameters, multiply-accumulates per image and peak memory at each size:
-``benchmarks/results/sizes.md`` (made by ``benchmarks/sizes.py``; see :func:`count_macs`).
+``benchmarks/results/sizes.md`` (made by ``benchmarks/sizes.py``, which counts them).
 
 BatchNorm sits between every convolution and its ReLU; the latent layer has none, so the code is
 free to take any scale. With the defaults (L = 32, w = 16) the model has about 0.29 M parameters
@@ -45,9 +45,40 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from cae_lib.config import ModelConfig
+VARIANTS = ("ae", "vae")
+IMAGE_SIZES = (28, 64, 128, 224)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the encoder / decoder / projection head.
+
+    Attributes:
+        in_channels: 1 (grey) or 3 (RGB).
+        image_size: 28, 64, 128 or 224 (square images; the MedMNIST+ sizes).
+        latent_dim: size L of the latent code z.
+        width: channels of the first convolution; later blocks use 2x and 4x this.
+        variant: ``"ae"`` (deterministic) or ``"vae"`` (mu, log-variance, reparameterisation).
+        proj_hidden_mult: the projection head is L -> mult*L -> mult*L -> L (the authors used 2).
+    """
+
+    in_channels: int = 1
+    image_size: int = 28
+    latent_dim: int = 32
+    width: int = 16
+    variant: str = "ae"
+    proj_hidden_mult: int = 2
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES} (the MedMNIST sizes), got {self.image_size}")
+        if self.latent_dim < 1 or self.width < 1:
+            raise ValueError("latent_dim and width must be positive")
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
@@ -214,21 +245,3 @@ class ContrastiveAutoencoder(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Multiply-accumulates of one forward pass on one image of ``input_shape`` (C, H, W).
-
-    Counted by ``torch.utils.flop_counter`` (convolutions and matrix products; 1 MAC = 2 FLOPs),
-    in eval mode on the CPU. For a training step of the CAE multiply by about 3 (forward +
-    backward) and by 2 (two views).
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops() // 2)

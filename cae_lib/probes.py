@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cae_lib.metrics import binary_metrics
 
 
 def _check_split(z: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +108,7 @@ def linear_probe(
     y_hat = model.predict(z_test)
     auc = None
     if n_classes == 2 and len(np.unique(y_test)) == 2:
-        auc = binary_metrics(y_test == model.classes_[1], model.predict_proba(z_test)[:, 1])["auc"]
+        auc = float(roc_auc_score(y_test == model.classes_[1], model.predict_proba(z_test)[:, 1]))
     return {
         "accuracy": float(accuracy_score(y_test, y_hat)),
         "balanced_acc": float(balanced_accuracy_score(y_test, y_hat)),

@@ -122,8 +122,8 @@ class RunTrainer(Trainer):
         if self.weight_average is not None:
             self.weight_average.update(self.model)
 
-    def _mean(self, sums: dict[str, float], n: int) -> dict[str, float]:
-        return all_reduce_mean(super()._mean(sums, n))
+    def _mean(self, logs: list[dict[str, float]]) -> dict[str, float]:
+        return all_reduce_mean(super()._mean(logs))
 
     def train_epoch(self) -> dict[str, float]:
         logs = super().train_epoch()

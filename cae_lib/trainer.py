@@ -30,9 +30,65 @@ import torch
 import torch.nn as nn
 
 from cae_lib.batches import Batch, epoch_batches, epoch_generator
-from cae_lib.config import TrainConfig
 from cae_lib.schedule import learning_rate
 from cae_lib.utils import pick_device, progress_bar
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.
+
+    ``epochs=None`` (the default) means "enough epochs for ``steps`` optimisation steps" (9
+    epochs on PneumoniaMNIST, 80 on BreastMNIST), so a small dataset gets the same budget as a
+    large one. The learning rate follows ``schedule``: ``"cosine"`` (the default) warms up over
+    ``warmup_fraction`` of the steps, then decays to 0 along a half cosine (:mod:`cae_lib.schedule`);
+    ``"constant"`` keeps ``lr`` (what a saved config without a ``schedule`` key means). Why each
+    default: ``benchmarks/results/sweep_defaults.md`` (validation splits only).
+
+    The run machinery (:class:`cae_lib.run_trainer.RunTrainer`) reads the rest: ``ema_decay`` (end
+    with a moving average of the weights over about ``1 / (1 - ema_decay)`` steps), ``precision``
+    (``"auto"``: bf16 autocast where the processor computes bf16 natively, else fp32; the
+    precision that ran is written back), ``channels_last``, ``sync_batchnorm`` and ``world_size``.
+    """
+
+    epochs: int | None = None
+    steps: int = 160
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    early_stopping_patience: int | None = None
+    grad_clip: float | None = 5.0
+    ema_decay: float | None = None  # keep a moving average of the weights (cae_lib.weight_average) and end with it; None: the last step's weights
+    precision: str = "auto"  # "auto", "fp32", "bf16" (CUDA, or a CPU with bf16 support) or "fp16" (CUDA only)
+    channels_last: bool = True  # NHWC memory layout for the convolutions
+    sync_batchnorm: bool = True  # under DDP: BatchNorm statistics over the global batch
+    world_size: int = 1  # processes that trained together; set by the trainer, recorded for tracing
+
+    def validate(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}; 0.95 averages about the last 20 steps")
+
+    def resolve_epochs(self, n_images: int) -> int:
+        """Number of epochs to run on ``n_images`` training images (see the class docstring)."""
+        if self.epochs is not None:
+            if self.epochs < 1:
+                raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            return int(self.epochs)
+        full_batches = max(1, n_images // self.batch_size)
+        return max(1, -(-self.steps // full_batches))  # ceil
 
 __all__ = ["BatchSource", "Trainer", "TrainerState"]
 Objective = Callable[[nn.Module, Batch, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
@@ -73,15 +129,13 @@ class Trainer:
         val_data: optional; its mean objective terms are logged as ``val_loss``, ``val_top1``, ...
         callbacks: functions ``cb(trainer, epoch_logs)`` called after every epoch.
         progress: show a tqdm bar (terminal or notebook widget).
-        validate: optional ``validate(model) -> dict[str, float]`` called after every epoch (in
-            eval mode, e.g. a classifier's exact validation accuracy); its values join the logs.
-        monitor, mode: the logged quantity that defines "best" (default ``"val_loss"``), and
-            whether lower (``"min"``) or higher (``"max"``) is better.
-        keep_best: keep a copy of the weights of the best epoch and load them when training ends.
+        validate: optional ``validate(model) -> dict[str, float]``, called after every epoch in eval
+            mode (e.g. a classifier's exact validation accuracy); its values join the logs.
+        monitor, mode, keep_best: the logged quantity that defines "best" (``"val_loss"``), whether
+            lower (``"min"``) or higher (``"max"``) is better, and whether to end with the best epoch's weights.
 
-    Early stopping (``config.early_stopping_patience``) and ``keep_best`` are one mechanism: an
-    epoch improves when ``monitor`` beats the best value by more than 1e-4; after ``patience``
-    epochs without improvement the run stops. Without ``monitor`` in the logs neither applies.
+    Early stopping (``config.early_stopping_patience``) and ``keep_best`` are one mechanism: an epoch
+    improves when ``monitor`` beats the best by more than 1e-4; ``patience`` epochs without improvement stop the run.
     """
 
     def __init__(self, model: nn.Module, objective: Objective, train_data: BatchSource, config: TrainConfig | None = None,
@@ -129,14 +183,15 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
 
-    def _mean(self, sums: dict[str, float], n: int) -> dict[str, float]:
-        return {k: v / n for k, v in sums.items()}
+    def _mean(self, logs: list[dict[str, float]]) -> dict[str, float]:
+        """The mean of every logged quantity over the steps (RunTrainer: and over the processes)."""
+        return {k: sum(step[k] for step in logs) / len(logs) for k in logs[0]}
 
     def train_epoch(self) -> dict[str, float]:
         """Run one epoch; return the mean of every logged quantity."""
         self.model.train()
         generator = self._epoch_noise(self.state.epoch)
-        sums: dict[str, float] = {}
+        steps: list[dict[str, float]] = []
         chunks = self._batches(self.train_data, self.state.epoch)
         bar = progress_bar(chunks, desc=f"epoch {self.state.epoch + 1}/{self.epochs}", leave=False, disable=not self.progress)
         for idx in bar:
@@ -147,23 +202,17 @@ class Trainer:
             loss, logs = self._forward(batch, generator)
             self._step(loss, logs)
             self.state.step += 1
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
+            steps.append(logs)
             bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "top1")})
-        return self._mean(sums, len(chunks))
+        return self._mean(steps)
 
     @torch.no_grad()
     def evaluate(self, data: BatchSource) -> dict[str, float]:
         """Mean objective over ``data`` in eval mode, with fixed augmentation noise (seed stream 2)."""
         self.model.eval()
         generator = epoch_generator(self.config.seed, 0, 2)
-        sums: dict[str, float] = {}
-        chunks = self._batches(data, None)
-        for idx in chunks:
-            _, logs = self.objective(self.model, tuple(t.to(self.device) for t in data.get_batch(idx)), generator)
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-        return self._mean(sums, len(chunks))
+        batches = (tuple(t.to(self.device) for t in data.get_batch(idx)) for idx in self._batches(data, None))
+        return self._mean([self.objective(self.model, batch, generator)[1] for batch in batches])
 
     def fit(self) -> list[dict[str, float]]:
         """Train for ``self.epochs`` epochs (or until early stopping or a callback stops it); return the history."""

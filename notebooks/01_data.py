@@ -107,10 +107,10 @@ plots.class_montage(shown.images, shown.labels, names, per_class=10, seed=SEED);
 # this course is printed next to it: a clustering accuracy of 0.70 on this test split is only 7.5
 # points above doing nothing.
 #
-# `class_balance` reads only the labels, so it is cheap even for large datasets.
+# `class_balance` counts the labels of the splits we loaded above.
 
 # %%
-balance = class_balance(DATASET, DATA_DIR)
+balance = class_balance({"train": train, "val": val, "test": test})
 plots.class_balance({split: b["counts"] for split, b in balance.items()}, class_names=names);
 
 # %%

@@ -56,12 +56,13 @@ import torch
 
 from cae_lib import plots
 from cae_lib.cluster import cluster_latents
-from cae_lib.course import cae_config, load_course_data, load_or_train_cae, markdown_table, runs_dir
+from cae_lib.course import cae_config, load_course_data, load_or_train_cae, runs_dir
 from cae_lib.embed import embed, reconstruct
 from cae_lib.experiment import find_pretrained
 from cae_lib.losses import CAEObjective, NTXentLoss
 from cae_lib.metrics import hungarian_accuracy, majority_class_floor
 from cae_lib.models import ContrastiveAutoencoder, count_parameters
+from cae_lib.tables import markdown_table
 
 RUNS = runs_dir()  # trained models go here (git-ignored), so the other notebooks can load them
 plt.rcParams["figure.dpi"] = 80  # small figures keep the saved notebook light

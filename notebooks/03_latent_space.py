@@ -48,11 +48,12 @@ import matplotlib.pyplot as plt
 from cae_lib import widgets
 from cae_lib.checkpoint import load_checkpoint
 from cae_lib.cluster import cluster_latents
-from cae_lib.course import cae_config, load_course_data, load_or_train_cae, markdown_table, quick_train, runs_dir
+from cae_lib.course import cae_config, load_course_data, load_or_train_cae, quick_train, runs_dir
 from cae_lib.embed import embed
 from cae_lib.experiment import pretrained_path
 from cae_lib.metrics import hungarian_accuracy, majority_class_floor
 from cae_lib.probes import knn_accuracy
+from cae_lib.tables import markdown_table
 
 RUNS = runs_dir()  # trained models go here (git-ignored), so the other notebooks can load them
 plt.rcParams["figure.dpi"] = 80  # small figures keep the saved notebook light
@@ -151,7 +152,7 @@ widgets.render_latent_map(codes, test.labels, "tsne", "label", class_names=names
 #   found *without* labels? For a like-for-like look at the three codes, k-means is fitted here on
 #   the standardised test codes themselves, as in the maps above. That is not the evaluation
 #   protocol (notebook 4: spectral clustering fitted on the train codes, `h` unscaled), so the
-#   projection's number here differs from the 0.848 that notebook 4 and the model card give for the
+#   projection's number here differs from the 0.840 that notebook 4 and the model card give for the
 #   shipped checkpoint (k-means on the same train-fitted codes: 0.817);
 # * **kNN accuracy** (k = 10, cosine; train codes as the reference set): are an image's nearest
 #   neighbours of its own class? This uses labels, but only to *read out* the code.

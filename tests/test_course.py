@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from IPython.display import Image, Markdown
+from IPython.display import Image
 
 from cae_lib.config import preset
 from cae_lib.course import (
@@ -16,11 +16,11 @@ from cae_lib.course import (
     committed_results,
     load_course_data,
     load_or_train_cae,
-    markdown_table,
     quick_train,
     runs_dir,
     subgroup_table,
 )
+from cae_lib.tables import MarkdownTable, markdown_table
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_load_or_train_saves_then_loads(tmp_path):
 
 def test_markdown_table_formats_and_escapes():
     table = markdown_table([{"name": "a|b", "acc": np.float32(0.87654)}, {"name": "c", "acc": None, "extra": 3}], digits=2)
-    assert isinstance(table, Markdown)
+    assert isinstance(table, MarkdownTable) and table._repr_markdown_() == table.data == str(table)  # a notebook renders it
     assert table.data.splitlines() == ["| name | acc | extra |", "|---|---|---|", "| a\\|b | 0.88 | – |", "| c | – | 3 |"]
     with pytest.raises(ValueError, match="at least one row"):
         markdown_table([])

@@ -463,6 +463,8 @@ def test_class_balance_of_own_file_and_digits(tiny_rgb_npz) -> None:
     assert bal["train"]["counts"] == [3, 3, 3, 3] and bal["test"]["majority_floor"] == 0.25
     digits = class_balance("digits")
     assert sum(digits["test"]["counts"]) == 359 and digits["test"]["class_names"][3] == "3"
+    loaded = {split: load_dataset("digits", split=split) for split in ("train", "val", "test")}
+    assert class_balance(loaded) == digits  # splits already loaded give the same table, without reading again
 
 
 def test_datasetinfo_can_point_at_a_mirror() -> None:

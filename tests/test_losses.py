@@ -74,9 +74,14 @@ def test_positive_pair_accuracy_perfect_and_chance():
     loss_fn = NTXentLoss(0.5)
     logits, pos = loss_fn.similarity_logits(torch.eye(6), torch.eye(6))
     assert positive_pair_accuracy(logits, pos, 1) == 1.0
-    logits = torch.zeros(12, 12).masked_fill(torch.eye(12, dtype=torch.bool), float("-inf"))
-    # with all ties topk picks the lowest indices; the point is only that it is bounded
-    assert 0.0 <= positive_pair_accuracy(logits, pos, 5) <= 1.0
+    # Known ranks: the partner of view r is the (r mod 6)-th most similar candidate (0: the most similar).
+    logits = torch.full((12, 12), float("-inf"))
+    for r in range(12):
+        others = [c for c in range(12) if c not in (r, int(pos[r]))]
+        order = others[: r % 6] + [int(pos[r])] + others[r % 6:]  # candidates from most to least similar
+        logits[r, order] = torch.arange(11, 0, -1, dtype=torch.float)
+    assert positive_pair_accuracy(logits, pos, 1) == pytest.approx(2 / 12)  # rank 0: views 0 and 6
+    assert positive_pair_accuracy(logits, pos, 5) == pytest.approx(10 / 12)  # ranks 0-4, not rank 5
 
 
 @pytest.mark.parametrize("b,l", [(1, 1), (4, 3), (16, 32)])

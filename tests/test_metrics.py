@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from cae_lib.metrics import (
-    binary_metrics,
     clustering_metrics,
     contingency_matrix,
     hungarian_accuracy,
@@ -123,15 +122,3 @@ def test_label_shape_errors():
         hungarian_accuracy([0, 1, 1], [0, 1])
     with pytest.raises(ValueError, match="empty"):
         hungarian_accuracy([], [])
-
-
-def test_binary_metrics():
-    y = np.array([0, 0, 0, 0, 1, 1])
-    perfect = binary_metrics(y, np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9]))
-    assert perfect == {"balanced_acc": 1.0, "auc": 1.0}
-    constant = binary_metrics(y, np.zeros(6))
-    assert constant["balanced_acc"] == 0.5 and constant["auc"] == 0.5
-    proba = np.stack([1 - np.linspace(0, 1, 6), np.linspace(0, 1, 6)], axis=1)  # (N, 2) predict_proba
-    assert binary_metrics(y, proba)["auc"] == 1.0
-    with pytest.raises(ValueError, match="exactly 2 classes"):
-        binary_metrics(np.array([0, 1, 2]), np.zeros(3))

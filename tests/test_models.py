@@ -1,11 +1,14 @@
 """Shape contracts of the encoder, decoder and projection head, and of the augmentation."""
 
+import math
+
 import pytest
 import torch
+from scripts import load_script
 
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import AugmentConfig, CAEConfig, ModelConfig, preset
-from cae_lib.models import ContrastiveAutoencoder, count_macs, count_parameters
+from cae_lib.models import ContrastiveAutoencoder, count_parameters
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -18,7 +21,11 @@ def test_shapes(channels, size, variant):
     assert out.x_hat.shape == x.shape
     assert out.z.shape == out.mu.shape == out.h.shape == (3, 12)
     assert (out.logvar is None) == (variant == "ae")
-    assert 0 <= out.x_hat.min() and out.x_hat.max() <= 1
+    last = model.decoder.net[-2]  # the output convolution, before the sigmoid: zero weights, bias log(3) -> 3/4 everywhere
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(math.log(3))
+    assert torch.allclose(model(x).x_hat, torch.full_like(x, 0.75))
     assert model(x, n_decode=2).x_hat.shape == (2, channels, size, size)  # decode only the first codes
     assert model(x, n_decode=0).x_hat.shape == (0, channels, size, size)
 
@@ -132,7 +139,8 @@ def test_every_medmnist_size_keeps_the_code_size(size: int) -> None:
 
 
 def test_macs_follow_the_image_area() -> None:
-    """count_macs against a hand count for the smallest model, and growth with the image size."""
+    """benchmarks/sizes.py's count_macs against a hand count for the smallest model, and growth with the image size."""
+    count_macs = load_script("benchmarks/sizes.py").count_macs
     cfg = ModelConfig(image_size=28, in_channels=1, latent_dim=2, width=1, proj_hidden_mult=1)
     model = ContrastiveAutoencoder(cfg)
     # encoder: conv3x3 1->1 on 28x28, conv4x4 1->2 s2 (14x14), conv4x4 2->4 s2 (7x7), linear 196->2

@@ -17,6 +17,7 @@ FAST runs save nothing into the repository.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -217,3 +218,13 @@ def test_numbers_in_the_prose_come_from_committed_results():
 
 def test_the_number_check_catches_a_number_typed_by_hand():
     assert QUOTED_NUMBER.findall("spectral scored 0.8213 on average (arXiv 2209.12005), about 0.85, 62.5 %") == ["0.8213", "0.85"]
+
+
+def test_the_runtimes_in_the_readmes_are_the_measured_ones():
+    """The runtime columns of README.md and notebooks/README.md come from notebooks/runtimes.json (make notebooks)."""
+    measured = json.loads((ROOT / "notebooks" / "runtimes.json").read_text())
+    for readme in (ROOT / "README.md", ROOT / "notebooks" / "README.md"):
+        rows = re.findall(r"^\| \[(0\d_\w+)\]\(.*? \| (\d+) s \|", readme.read_text(), re.M)
+        assert [name for name, _ in rows] == [p.stem for p in NOTEBOOKS], readme
+        for name, seconds in rows:
+            assert int(seconds) == round(measured[name]["seconds"]), f"{readme.name}: {name} {seconds} s, measured {measured[name]['seconds']}"

@@ -292,8 +292,9 @@ def test_benchmark_passes_on_the_warning_that_a_run_learned_nothing(tmp_path, mo
     """Case: `benchmark` printed only its table for a CAE whose loss ended at chance (train warned). Class: warnings lost on the way."""
     import cae_lib.commands.benchmark as benchmark_command
     import cae_lib.comparison as comparison
+    import cae_lib.experiment as experiment
 
-    monkeypatch.setattr(comparison, "training_warnings", lambda history, cfg, n: [f"marker after {len(history)} epoch(s)"])
+    monkeypatch.setattr(experiment, "training_warnings", lambda history, cfg, n: [f"marker after {len(history)} epoch(s)"])
     charted = []
     real_chart = benchmark_command.plots.results_bar_chart
     monkeypatch.setattr(benchmark_command.plots, "results_bar_chart", lambda rows, **kw: charted.append(rows) or real_chart(rows, **kw))

@@ -17,8 +17,18 @@ Modules: ``estimator`` (:class:`LatentClusterer`, :func:`cluster_latents`) and `
 (:func:`choose_k_curves`, :func:`subgroup_report`, :func:`majority_vote_curve`).
 """
 
-from cae_lib.cluster.analysis import choose_k_curves, majority_vote_curve, subgroup_report
-from cae_lib.cluster.estimator import METHODS, PREPROCESSING, LatentClusterer, cluster_latents, nearest_center
+from cae_lib.cluster.analysis import (
+    choose_k_curves,
+    majority_vote_curve,
+    subgroup_report,
+)
+from cae_lib.cluster.estimator import (
+    METHODS,
+    PREPROCESSING,
+    LatentClusterer,
+    cluster_latents,
+    nearest_center,
+)
 
 __all__ = [
     "METHODS",

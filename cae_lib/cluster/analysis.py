@@ -7,7 +7,12 @@ from typing import Iterable
 import numpy as np
 
 from cae_lib.cluster.estimator import LatentClusterer, _check_y, cluster_latents
-from cae_lib.metrics import hungarian_accuracy, majority_class_floor, majority_vote_accuracy, silhouette
+from cae_lib.metrics import (
+    hungarian_accuracy,
+    majority_class_floor,
+    majority_vote_accuracy,
+    silhouette,
+)
 
 
 def choose_k_curves(

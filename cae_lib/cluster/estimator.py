@@ -12,8 +12,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from cae_lib.cluster.scan import SCANClustering
-from cae_lib.cluster.spectral import SpectralNeighbourClustering
+from cae_lib.cluster.spectral import NEIGHBOURS, SpectralNeighbourClustering
 
 METHODS = ("kmeans", "gmm", "agglomerative", "spectral", "scan")
 PREPROCESSING = (None, "standardize", "pca", "l2")
@@ -66,7 +65,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
             ``"spectral"`` (:class:`~cae_lib.cluster.spectral.SpectralNeighbourClustering`, on the
             kNN graph of the codes) and ``"scan"`` (:class:`~cae_lib.cluster.scan.SCANClustering`).
         n_neighbors: neighbours per code for ``"spectral"`` (graph and vote) and ``"scan"`` (mined
-            neighbours); ``None``: 10 for spectral, 20 for SCAN.
+            neighbours); ``None``: 15 for spectral (:data:`~cae_lib.cluster.spectral.NEIGHBOURS`), 20 for SCAN.
         preprocess: applied to ``z`` before clustering and fitted on the ``fit`` data:
             ``None``; ``"standardize"`` (zero mean, unit variance per dimension);
             ``"pca"`` (keep ``pca_dim`` components, default ``min(50, D)``);
@@ -167,8 +166,12 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
             self.centers_ = np.stack([x[self.labels_ == c].mean(axis=0) for c in range(k)])
         else:  # the neighbour-based clusterers: their own estimators, centres = cluster means
             if self.method == "spectral":
-                self.model_ = SpectralNeighbourClustering(k, self.n_neighbors or 10, seed=self.seed, n_threads=self.n_threads)
+                self.model_ = SpectralNeighbourClustering(k, self.n_neighbors or NEIGHBOURS, seed=self.seed, n_threads=self.n_threads)
             else:
+                from cae_lib.cluster.scan import (
+                    SCANClustering,  # here: only a SCAN run needs its training loop
+                )
+
                 self.model_ = SCANClustering(k, self.n_neighbors or 20, seed=self.seed)
             self.labels_ = self.model_.fit(x).labels_
             self.centers_ = self.model_.centers_

@@ -22,13 +22,17 @@ from sklearn.cluster import SpectralClustering
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
+#: The default neighbour count, 15: chosen on the validation splits only, by the rule of stage 2 of the
+#: clusterer sweep (``benchmarks/sweep_neighbours.py``; results in ``benchmarks/results/sweep_neighbours.md``).
+NEIGHBOURS = 15
 
 class SpectralNeighbourClustering(ClusterMixin, BaseEstimator):
     """Spectral clustering of ``x: (N, D)`` on its kNN graph; new points join by a kNN vote.
 
     Args:
         k: number of clusters.
-        n_neighbors: neighbours per point, for the graph and for the vote of :meth:`predict`.
+        n_neighbors: neighbours per point, for the graph and for the vote of :meth:`predict` (default
+            :data:`NEIGHBOURS`).
         seed: seeds the eigen-solver and the label assignment.
         n_threads: CPU threads for fitting (see :class:`cae_lib.cluster.LatentClusterer`).
 
@@ -37,7 +41,7 @@ class SpectralNeighbourClustering(ClusterMixin, BaseEstimator):
         centers_: (k, D) mean of each cluster's points (for plots of typical members).
     """
 
-    def __init__(self, k: int, n_neighbors: int = 10, seed: int = 0, n_threads: int | None = 1) -> None:
+    def __init__(self, k: int, n_neighbors: int = NEIGHBOURS, seed: int = 0, n_threads: int | None = 1) -> None:
         self.k = k
         self.n_neighbors = n_neighbors
         self.seed = seed

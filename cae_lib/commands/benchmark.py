@@ -34,7 +34,12 @@ import numpy as np
 import torch
 
 from cae_lib import plots
-from cae_lib.commands.options import add_data_args, add_overwrite_arg, add_progress_arg, positive_int
+from cae_lib.commands.options import (
+    add_data_args,
+    add_overwrite_arg,
+    add_progress_arg,
+    positive_int,
+)
 from cae_lib.commands.outputs import check_output_dir, warn
 from cae_lib.comparison import (
     BENCHMARK_DIR,
@@ -42,16 +47,16 @@ from cae_lib.comparison import (
     METHODS,
     REFERENCES,
     TABLE_METRICS,
+    comparison_table,
     headline_rows,
     label_efficiency_curves,
-    markdown_table,
     summarize_runs,
 )
 from cae_lib.data import load_dataset
 from cae_lib.data.provenance import normalize_reference
 from cae_lib.experiment import RECIPES
-from cae_lib.run_folder import default_run_dir
 from cae_lib.files import save_figure, write_json, write_text
+from cae_lib.run_folder import default_run_dir
 from cae_lib.utils import progress_bar
 
 HELP = "every method of the comparison table over several seeds"
@@ -126,7 +131,7 @@ def run_benchmark(
             warn(f"{METHODS[method]}, seed {seed}: {message}")
     runs.sort(key=lambda r: list(METHODS).index(r["key"]) if r.get("key") in METHODS else len(METHODS))
     rows = summarize_runs(runs, TABLE_METRICS)
-    table = markdown_table(rows, floor, name, len(test.labels), seeds)
+    table = comparison_table(rows, floor, name, len(test.labels), seeds)
     if reused_from:
         table += f"\n\nRows reused unchanged from {reused_from}: " + ", ".join(sorted({r['method'] for r in runs if r.get('reused')})) + "."
     meta = {

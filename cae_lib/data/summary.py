@@ -8,7 +8,7 @@ floor*: the accuracy of always guessing the most common class, which every accur
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from pathlib import Path
 
@@ -135,17 +135,23 @@ def summarize(data: ImageData) -> dict[str, Any]:
 
 
 def class_balance(
-    name: str | os.PathLike,
+    name: str | os.PathLike | Mapping[str, Any],
     data_dir: str | os.PathLike | None = None,
     size: int = 28,
     download: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Class counts and majority-class floor of every split, reading labels only.
 
+    ``name`` is a dataset (its files' labels are read), or splits already loaded,
+    ``{"train": ImageData, "val": ..., "test": ...}`` (nothing is read again).
+
     Returns:
         ``{"train": {...}, "val": {...}, "test": {...}}``, each with ``n``, ``counts``, ``fractions``,
         ``majority_class``, ``majority_floor`` (and ``class_names``).
     """
+    if isinstance(name, Mapping):
+        return {split: {"class_names": list(d.class_names), **_class_stats(np.asarray(d.labels).reshape(-1), len(d.class_names))}
+                for split, d in name.items()}
     splits = SPLITS
     if not isinstance(name, str) or not is_registered(name):
         path = Path(name).expanduser()

@@ -17,9 +17,10 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from cae_lib import plots
+from cae_lib.batches import images_of
 from cae_lib.cluster import LatentClusterer
 from cae_lib.cluster.scan import mine_neighbours
-from cae_lib.batches import images_of
+from cae_lib.cluster.spectral import NEIGHBOURS
 from cae_lib.evaluate import CLUSTERER_NAMES
 from cae_lib.metrics import clustering_metrics
 from cae_lib.utils import class_name
@@ -144,7 +145,7 @@ def neighbours_figure(
     methods: Sequence[str] = ("kmeans", "spectral", "scan"),
     preprocess: str | None = None,
     class_names: Sequence[str] | None = None,
-    n_neighbors: int = 10,
+    n_neighbors: int = NEIGHBOURS,
     seed: int = 0,
     max_points: int = 1000,
 ) -> Figure:
