@@ -45,6 +45,7 @@ COMMANDS = {
     "demo": demo,
 }
 
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m cae_lib`` parser: one subparser per entry of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="python -m cae_lib", description=__doc__, formatter_class=HelpFormatter)

@@ -272,7 +272,8 @@ HEADLINE = [
 
 def format_metrics(result: dict[str, Any]) -> str:
     """A small Markdown table of the headline metrics of one evaluation."""
-    lines = [f"| metric ({result.get('dataset', '')}, test split, n = {result['n_test']}) | value |", "|---|---|"]
+    dataset = f"{result['dataset']}, " if result.get("dataset") else ""  # evaluate_model's result has no dataset name
+    lines = [f"| metric ({dataset}test split, n = {result['n_test']}) | value |", "|---|---|"]
     for key, name in HEADLINE:
         if key == "knn_acc":
             name = f"kNN acc (k = {result['knn_k']})"

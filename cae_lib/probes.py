@@ -19,7 +19,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-
 def _check_split(z: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Return (z, y) as a finite (N, D) float array and (N,) labels, or raise ValueError."""
     z, y = np.asarray(z, dtype=np.float64), np.asarray(y)

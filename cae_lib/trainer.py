@@ -33,6 +33,7 @@ from cae_lib.batches import Batch, epoch_batches, epoch_generator
 from cae_lib.schedule import learning_rate
 from cae_lib.utils import pick_device, progress_bar
 
+__all__ = ["BatchSource", "TrainConfig", "Trainer", "TrainerState"]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant")
 
@@ -90,7 +91,7 @@ class TrainConfig:
         full_batches = max(1, n_images // self.batch_size)
         return max(1, -(-self.steps // full_batches))  # ceil
 
-__all__ = ["BatchSource", "Trainer", "TrainerState"]
+
 Objective = Callable[[nn.Module, Batch, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
 Callback = Callable[["Trainer", dict[str, float]], None]
 

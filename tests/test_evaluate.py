@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cae_lib.evaluate import EvalConfig, evaluate_embeddings, fixed_features
+from cae_lib.evaluate import EvalConfig, evaluate_embeddings, fixed_features, format_metrics
 
 
 def two_spaces(seed: int = 0) -> tuple[dict, dict, dict]:
@@ -45,3 +45,10 @@ def test_features_without_the_fixed_space_keep_the_validation_choice():
     assert fixed_features("latent/l2", {"latent": {}}) == ("latent", "l2")
     with pytest.raises(ValueError, match="cluster_features must be"):
         fixed_features("projection/whiten", {"latent": {}})
+
+
+def test_the_metrics_table_names_the_dataset_only_when_it_knows_it():
+    feats, y, z = two_spaces()
+    result = evaluate_embeddings(z, y, feats, EvalConfig(probe_C=(1.0,)))
+    assert format_metrics(result).splitlines()[0] == f"| metric (test split, n = {len(y['test'])}) | value |"
+    assert format_metrics({**result, "dataset": "digits"}).splitlines()[0].startswith("| metric (digits, test split, n = ")

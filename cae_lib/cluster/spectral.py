@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 #: clusterer sweep (``benchmarks/sweep_neighbours.py``; results in ``benchmarks/results/sweep_neighbours.md``).
 NEIGHBOURS = 15
 
+
 class SpectralNeighbourClustering(ClusterMixin, BaseEstimator):
     """Spectral clustering of ``x: (N, D)`` on its kNN graph; new points join by a kNN vote.
 
