@@ -1,11 +1,15 @@
-"""High-level recipes: train a CAE from a config, load the shipped model, or resume a run.
+"""Running the method: train a CAE from a config and loaded data, load the shipped model, or resume a run.
 
-These glue the small modules together in the way the CLI, the main job and the notebooks all
-use them, so that there is one code path for "train the default model".
+One code path for "train the default model": :func:`training_data` is the one place a run's
+dataset is loaded, :func:`train_cae` the one function that trains a CAE (the command line, the
+main job, the benchmark and the notebooks all call it), and :func:`load_or_train` the
+"load it if it exists, else train" of the notebooks. Also here: the training budgets
+(``--recipe``, :data:`RECIPES`) and the checks and warnings around a run.
 
-A run writes into its folder under a lock (:class:`cae_lib.run_folder.RunLock`), records where its
-data came from (:mod:`cae_lib.data.provenance`), and warns (:class:`TrainingWarning`) when the
-contrastive loss never left chance, so a model that learned nothing is not taken for a trained one.
+The caller locks the run folder once (:class:`cae_lib.run_folder.RunLock`: ``train`` on the command
+line, or :func:`load_or_train`); a run records where its data came from (:mod:`cae_lib.data.provenance`)
+and warns (:class:`TrainingWarning`) when the contrastive loss never left chance, so a model that
+learned nothing is not taken for a trained one.
 """
 
 from __future__ import annotations
