@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.neighbors import KNeighborsClassifier
 
-from cae_lib.augment import centre_zoom
 from cae_lib.config import CAEConfig
 from cae_lib.batches import images_to_float
 from cae_lib.embed import embed
@@ -66,6 +66,16 @@ def split_row(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, train
 #: Window scales tried by :func:`framing_scale`, and the edges of the close / typical / wide bins.
 WINDOWS = np.round(np.arange(0.75, 1.301, 0.05), 2)
 FRAMING_BINS = (("close", 0.0, 0.95), ("typical", 0.95, 1.05), ("wide", 1.05, np.inf))
+
+
+def centre_zoom(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Zoom every image of ``x: (B, C, H, W)`` about its centre: the output shows a window ``scale``
+    times the image's size, resampled to (H, W). Below 1 zooms in (a closer crop), above 1 zooms out
+    (the border pixels repeated outside the image), 1 returns the images unchanged.
+    """
+    theta = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def grey_floats(images: np.ndarray) -> torch.Tensor:

@@ -82,7 +82,6 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from cae_lib.augment import centre_zoom
 from cae_lib.cluster import LatentClusterer
 from cae_lib.config import CAEConfig
 from cae_lib.batches import images_to_float
@@ -92,6 +91,9 @@ from cae_lib.evaluate import EvalConfig, evaluate_embeddings
 from cae_lib.experiment import build_trainer, config_for_data
 from cae_lib.metrics import hungarian_accuracy
 from cae_lib.probes import knn_accuracy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prior_shift import centre_zoom  # noqa: E402  (the framing experiment's zoom)
 
 STAGES: list[dict[str, dict[str, Any]]] = [
     {
@@ -264,7 +266,7 @@ ZOOM_IN, TTA_SCALES = 0.85, (0.85, 1.0, 1.15)
 
 
 def zoomed(images: np.ndarray, scale: float) -> np.ndarray:
-    """Centred zoom (:func:`cae_lib.augment.centre_zoom`) of MedMNIST-layout uint8 images, (N, H, W[, C]) in and out."""
+    """Centred zoom (:func:`prior_shift.centre_zoom`) of MedMNIST-layout uint8 images, (N, H, W[, C]) in and out."""
     return to_medmnist_layout(centre_zoom(images_to_float(images), scale).clamp(0, 1))
 
 

@@ -163,15 +163,6 @@ class ContrastiveAugment:
         return self(x, g), self(x, g)
 
 
-def centre_zoom(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Zoom every image of ``x: (B, C, H, W)`` about its centre: the output shows a window ``scale``
-    times the image's size, resampled to (H, W). Below 1 zooms in (a closer crop), above 1 zooms out
-    (the border pixels repeated outside the image), 1 returns the images unchanged.
-    """
-    theta = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
-    return _warp(x, theta)
-
-
 def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Resample ``x: (B, C, H, W)`` through the affine maps ``theta: (B, 2, 3)`` (output to input grid
     coordinates), bilinear, with the border pixels repeated outside the image."""

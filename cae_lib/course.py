@@ -38,7 +38,7 @@ from cae_lib.data import ImageData, load_dataset
 from cae_lib.data.registry import is_registered
 from cae_lib.experiment import config_for_data, load_or_train, train_cae
 from cae_lib.tables import MarkdownTable, markdown_table
-from cae_lib.utils import class_name
+from cae_lib.plots.axes import class_name
 
 #: FAST mode (the automated tests run every notebook with ``FAST = True``): models are fitted on
 #: ``train`` images for ``epochs`` epoch(s), and val / test keep ``eval`` images. Numbers mean nothing then.

@@ -35,8 +35,7 @@ class LossConfig:
     """Weights of the combined objective ``recon_weight*recon + contrastive_weight*ntxent + kl_weight*KL``.
 
     Attributes:
-        recon: ``"mse"`` or ``"bce"`` (pixel-wise, summed over pixels, averaged over the batch
-            is *not* used: both are averaged per pixel so the weights stay comparable).
+        recon: ``"mse"`` or ``"bce"``, both averaged over pixels and images, so the weights stay comparable.
         recon_weight, contrastive_weight: the balance of the two terms; the paper's equal weights
             (default 1 and 1) won the sweep's stage 7.
         temperature: NT-Xent temperature tau (SimCLR), > 0.01; default 0.2 (the sweep's stage 2).

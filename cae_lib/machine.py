@@ -1,5 +1,5 @@
-"""What this machine offers a run: CPU threads (cgroup quotas, ``CAE_NUM_THREADS``), the environment
-variables cae-lib reads, and the peak memory a process used."""
+"""What this machine offers a run: the device it asks for, CPU threads (cgroup quotas,
+``CAE_NUM_THREADS``), the environment variables cae-lib reads, and the peak memory a process used."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from cae_lib.utils import pick_device
 
 THREADS_ENV_VAR = "CAE_NUM_THREADS"
 
@@ -110,3 +111,43 @@ def peak_memory_mb() -> float:
     """Peak resident memory of this process so far, in MiB (Linux and macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+DEVICE_CHOICES = "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N (the N-th GPU) or mps"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def check_device(device: str | None = "auto") -> torch.device:
+    """The device a run asks for (:func:`cae_lib.utils.pick_device`), checked before any work starts.
+
+    Raises:
+        ValueError: ``device`` is not a device name (``"gpu"``), or names a device this machine
+            has not got (``"cuda"`` without a GPU, ``"cuda:3"`` with one GPU, ``"mps"`` off a Mac).
+            The message names ``--device`` / ``TrainConfig.device`` and the values that work.
+    """
+    if device in (None, "auto"):
+        return pick_device(device)
+    where = f"device {str(device)!r} (--device, TrainConfig.device)"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{where} is not a device name; use --device {DEVICE_CHOICES}.") from None
+    fix = "Use --device auto (it takes the best device there is) or --device cpu."
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch was built without CUDA" if torch.version.cuda is None else "PyTorch finds no NVIDIA GPU or driver"
+            raise ValueError(f"{where}: no CUDA GPU is available here ({why}). {fix}")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"{where}: this machine has {count} GPU{'s' if count != 1 else ''}, numbered 0 to {count - 1}. "
+                             f"Use --device cuda:0 ... cuda:{count - 1}, or --device cuda.")
+    elif dev.type == "mps" and not _mps_available():
+        raise ValueError(f"{where}: Apple's MPS is not available here (it needs a Mac with Apple silicon and a PyTorch "
+                         f"built for it). {fix}")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{where}: cae-lib runs on {DEVICE_CHOICES}, not {dev.type}. {fix}")
+    return dev

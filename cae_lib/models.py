@@ -17,17 +17,7 @@ Layout (28 px input, ``width = w``)::
 
 Every MedMNIST+ size uses the same blocks; larger images get more stride-2 blocks (channels
 stop growing at 4w), so the last feature map stays 7x7 or 8x8 and the code z keeps its size L.
-The decoder mirrors the encoder.
-
-=====  ==================  =============================================  ===================
-size   stride-2 blocks     encoder feature maps (channels x side)          last map -> Linear
-=====  ==================  =============================================  ===================
-28     2                   w x 28, 2w x 14, 4w x 7                         4w x 7 x 7
-64     3                   w x 64, 2w x 32, 4w x 16, 4w x 8                4w x 8 x 8
-128    4                   w x 128, 2w x 64, 4w x 32, 4w x 16, 4w x 8      4w x 8 x 8
-224    5                   w x 224, 2w x 112, 4w x 56, ..., 4w x 7         4w x 7 x 7
-=====  ==================  =============================================  ===================
-
+The decoder mirrors the encoder. The layout at each size is tabled in ``docs/scaling.md``.
 Parameters, multiply-accumulates per image and peak memory at each size:
 ``benchmarks/results/sizes.md`` (made by ``benchmarks/sizes.py``, which counts them).
 

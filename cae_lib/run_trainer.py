@@ -1,6 +1,7 @@
 """The :class:`~cae_lib.trainer.Trainer` as a real run uses it: what the run machinery adds around the loop.
 
-:class:`RunTrainer` is the core trainer plus five things a course reader can skip on a first read:
+:class:`RunTrainer` is the core trainer plus five things a course reader can skip on a first read
+(and a check of the device asked for, :func:`cae_lib.machine.check_device`, whose message says what to type instead):
 
 * **Several processes** (``torchrun``): the model is wrapped in DistributedDataParallel, BatchNorm
   becomes a synchronised one (``TrainConfig.sync_batchnorm``), each rank takes its slice of every
@@ -30,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from cae_lib.batches import Batch, epoch_batches, epoch_generator
 from cae_lib.config import PRECISIONS, TrainConfig
 from cae_lib.distributed import all_reduce_mean, convert_sync_batchnorm, shard, world
+from cae_lib.machine import check_device
 from cae_lib.memory import keep_freed_memory, release_freed_memory
 from cae_lib.trainer import Trainer
 from cae_lib.weight_average import WeightAverage
@@ -71,6 +73,7 @@ class RunTrainer(Trainer):
 
     def __init__(self, model: nn.Module, objective: Any, train_data: Any, config: TrainConfig | None = None, **kwargs: Any) -> None:
         config = config or TrainConfig()
+        check_device(config.device)  # "cuda" without a GPU, or "gpu": a message that says what to type
         self.rank, self.world_size = world()
         config.world_size = self.world_size  # recorded in the saved config
         if self.world_size > 1 and config.sync_batchnorm:

@@ -23,58 +23,16 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def class_name(label: Any, class_names: Any = None) -> str:
-    """The name of an integer class label, or the label itself when no (matching) name is given."""
-    if class_names is None:
-        return str(label)
-    try:
-        return str(class_names[int(label)])
-    except (IndexError, KeyError, TypeError, ValueError):
-        return str(label)
-
-
-DEVICE_CHOICES = "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N (the N-th GPU) or mps"
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return mps is not None and mps.is_available()
-
-
 def pick_device(device: str | None = "auto") -> torch.device:
-    """Return the requested device; ``"auto"`` picks CUDA, then Apple MPS, then CPU.
+    """The requested device; ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
 
-    Raises:
-        ValueError: ``device`` is not a device name (``"gpu"``), or names a device this machine
-            has not got (``"cuda"`` without a GPU, ``"cuda:3"`` with one GPU, ``"mps"`` off a Mac).
-            The message names ``--device`` / ``TrainConfig.device`` and the values that work.
+    A run checks a named device first, with a message that says what to type instead
+    (:func:`cae_lib.machine.check_device`).
     """
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    where = f"device {str(device)!r} (--device, TrainConfig.device)"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{where} is not a device name; use --device {DEVICE_CHOICES}.") from None
-    fix = "Use --device auto (it takes the best device there is) or --device cpu."
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this PyTorch was built without CUDA" if torch.version.cuda is None else "PyTorch finds no NVIDIA GPU or driver"
-            raise ValueError(f"{where}: no CUDA GPU is available here ({why}). {fix}")
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(f"{where}: this machine has {count} GPU{'s' if count != 1 else ''}, numbered 0 to {count - 1}. "
-                             f"Use --device cuda:0 ... cuda:{count - 1}, or --device cuda.")
-    elif dev.type == "mps" and not _mps_available():
-        raise ValueError(f"{where}: Apple's MPS is not available here (it needs a Mac with Apple silicon and a PyTorch "
-                         f"built for it). {fix}")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{where}: cae-lib runs on {DEVICE_CHOICES}, not {dev.type}. {fix}")
-    return dev
+    if device not in (None, "auto"):
+        return torch.device(device)
+    mps = getattr(torch.backends, "mps", None)
+    return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps is not None and mps.is_available() else "cpu")
 
 
 def in_notebook() -> bool:

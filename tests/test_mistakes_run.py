@@ -30,7 +30,7 @@ import torch
 
 import cae_lib.commands.train as train_command
 import cae_lib.files as files
-import cae_lib.utils as utils
+import cae_lib.machine as machine
 from cae_lib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from cae_lib.data import ChecksumError, DatasetUnavailableError, DownloadError, ensure_file, get_info, load_dataset
 from cae_lib.data.download import download_deadline, download_file, max_file_bytes
@@ -134,7 +134,7 @@ def test_a_device_this_machine_has_not_got_is_refused_before_any_work(device, gp
     devices", "Expected one of cpu, cuda, ipu, xpu, ... device type at start of device string: gpu")."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    monkeypatch.setattr(utils, "_mps_available", lambda: False)
+    monkeypatch.setattr(machine, "_mps_available", lambda: False)
     code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--device", device, "--out", tmp_path / "run", *SMALL)
     line = _error_line(err)
     assert code == 2 and f"device {device!r} (--device" in line and expected in line

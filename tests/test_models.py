@@ -1,10 +1,11 @@
 """Shape contracts of the encoder, decoder and projection head, and of the augmentation."""
 
 import math
+import re
 
 import pytest
 import torch
-from scripts import load_script
+from scripts import ROOT, load_script
 
 from cae_lib.augment import ContrastiveAugment
 from cae_lib.config import AugmentConfig, CAEConfig, ModelConfig, preset
@@ -156,3 +157,22 @@ def test_macs_follow_the_image_area() -> None:
 def test_unknown_size_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="28, 64, 128, 224"):
         ModelConfig(image_size=100).validate()
+
+
+def test_the_layout_table_in_docs_scaling_is_the_encoder() -> None:
+    """Each row of docs/scaling.md's table against the feature maps the encoder really makes (w = 16)."""
+    rows = re.findall(r"^\| (\d+) px \| (\d+) \| ([^|]+) \| ([^|]+) \|$", (ROOT / "docs" / "scaling.md").read_text(), re.M)
+    assert [int(r[0]) for r in rows] == [28, 64, 128, 224]
+
+    def in_channels_and_side(text: str) -> list[tuple[int, int]]:  # "2w × 14" -> (32, 14) at w = 16
+        return [(16 * int(mult or 1), int(side)) for mult, side in re.findall(r"(\d?)w × (\d+)", text)]
+
+    for size, blocks, maps, last in rows:
+        backbone = ContrastiveAutoencoder(ModelConfig(image_size=int(size))).encoder.backbone
+        shapes = []
+        for block in backbone.net[:-1]:  # every conv block; the last module flattens
+            block.register_forward_hook(lambda _m, _i, out: shapes.append((out.shape[1], out.shape[2])))
+        backbone(torch.rand(1, 1, int(size), int(size)))
+        assert shapes == in_channels_and_side(maps) and len(shapes) == int(blocks) + 1
+        channels, side = shapes[-1]
+        assert last.strip() == f"{channels // 16}w × {side} × {side}" and backbone.out_features == channels * side * side

@@ -32,7 +32,7 @@ def test_same_recalls_at_the_training_shares_give_the_same_accuracy(prior_shift)
 def test_framing_scale_recovers_known_zooms_of_the_template(prior_shift):
     import torch
 
-    from cae_lib.augment import centre_zoom
+    centre_zoom = prior_shift.centre_zoom
 
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 28), torch.linspace(-1, 1, 28), indexing="ij")
     # an off-round "body": a wide ellipse, brighter to the left, so zooms are not confused with shifts of contrast

@@ -6,13 +6,22 @@ from typing import Iterable
 
 import numpy as np
 
-from cae_lib.cluster.estimator import LatentClusterer, _check_y, cluster_latents
+from cae_lib.cluster.estimator import LatentClusterer, cluster_latents
 from cae_lib.metrics import (
+    _as_1d,
     hungarian_accuracy,
     majority_class_floor,
     majority_vote_accuracy,
     silhouette,
 )
+
+
+def _check_y(y: np.ndarray, n: int) -> np.ndarray:
+    """Labels as a 1-D array of length n; an (N, 1) column (MedMNIST style) is flattened."""
+    y = _as_1d(y)
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) to match z, got {y.shape}")
+    return y
 
 
 def choose_k_curves(

@@ -42,15 +42,6 @@ def _check_k(k: int, n_samples: int) -> int:
     return int(k)
 
 
-def _check_y(y: np.ndarray, n: int) -> np.ndarray:
-    """Labels as a 1-D array of length n; an (N, 1) column (MedMNIST style) is flattened."""
-    y = np.asarray(y)
-    y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match z, got {y.shape}")
-    return y
-
-
 class LatentClusterer(ClusterMixin, BaseEstimator):
     """Cluster latents with the scikit-learn estimator API: ``fit(z)``, ``predict(z)``, ``fit_predict(z)``.
 

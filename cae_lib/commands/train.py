@@ -46,7 +46,7 @@ from cae_lib.experiment import (
 from cae_lib.run_folder import RunLock, check_run_dir, clear_run_files, default_run_dir
 from cae_lib.run_trainer import TrainingDiverged
 from cae_lib.files import DiskFullError
-from cae_lib.utils import pick_device
+from cae_lib.machine import check_device
 
 HELP = "train a CAE and save a checkpoint"
 PRESETS = ("cae", "ae", "contrastive", "vae", "cvae")
@@ -205,9 +205,9 @@ def _saved_epochs(out: Path) -> str | None:
 
 def check_precision(args: argparse.Namespace) -> None:
     """fp16 needs CUDA: refuse it elsewhere instead of silently training in fp32."""
-    if args.precision == "fp16" and not launched_by_torchrun() and pick_device(args.device).type != "cuda":
+    if args.precision == "fp16" and not launched_by_torchrun() and check_device(args.device).type != "cuda":
         raise ValueError(
-            f"--precision fp16 needs a CUDA GPU, and this run uses {pick_device(args.device)}; it would silently "
+            f"--precision fp16 needs a CUDA GPU, and this run uses {check_device(args.device)}; it would silently "
             "train in fp32. Use --precision bf16 (if this CPU supports it) or leave the precision at auto."
         )
 
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     """
     cfg = config_from_args(args)
     if not launched_by_torchrun():
-        pick_device(args.device)  # "--device cuda" without a GPU (or "gpu") stops here, before any folder is made
+        check_device(args.device)  # "--device cuda" without a GPU (or "gpu") stops here, before any folder is made
     check_precision(args)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out, the folder of the run to continue (each run without --out gets a new folder)")

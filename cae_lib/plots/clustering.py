@@ -11,8 +11,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from cae_lib.metrics import contingency_matrix, hungarian_accuracy, hungarian_mapping
-from cae_lib.plots.axes import new_ax
-from cae_lib.utils import class_name
+from cae_lib.plots.axes import class_name, new_ax
 
 
 def confusion_matrix_plot(

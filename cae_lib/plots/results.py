@@ -12,8 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cae_lib.plots.axes import new_ax
-from cae_lib.utils import class_name
+from cae_lib.plots.axes import class_name, new_ax
 
 
 def class_balance(

@@ -23,7 +23,7 @@ from cae_lib.cluster.scan import mine_neighbours
 from cae_lib.cluster.spectral import NEIGHBOURS
 from cae_lib.evaluate import CLUSTERER_NAMES
 from cae_lib.metrics import clustering_metrics
-from cae_lib.utils import class_name
+from cae_lib.plots.axes import class_name
 from cae_lib.widgets.common import Explorer, dropdown, slider
 
 

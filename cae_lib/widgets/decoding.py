@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from cae_lib import plots
 from cae_lib.batches import images_of
 from cae_lib.sampling import Interpolator, LatentSampler, LatentTraversal
-from cae_lib.utils import class_name
+from cae_lib.plots.axes import class_name
 from cae_lib.widgets.common import Explorer, dropdown, rows_figure, slider
 
 
