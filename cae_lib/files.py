@@ -24,18 +24,19 @@ class DiskFullError(OSError):
     """A file could not be written because its disk (or the user's quota) is full; the old file is unchanged."""
 
 
-def _free_bytes(folder: Path) -> int | None:
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes on the disk that holds ``folder`` (None when that cannot be told)."""
     try:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
 
 
-def _disk_full(err: BaseException, folder: Path) -> bool:
+def disk_is_full(err: BaseException, folder: Path) -> bool:
     """Whether ``err``, raised while writing into ``folder``, means that the disk is full."""
     if isinstance(err, OSError) and err.errno is not None:
         return err.errno in (errno.ENOSPC, errno.EDQUOT)
-    free = _free_bytes(folder)
+    free = free_bytes(folder)
     return free is not None and free < LOW_SPACE_BYTES
 
 
@@ -62,9 +63,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp_path, path)
     except (OSError, RuntimeError) as err:
-        if isinstance(err, DiskFullError) or not _disk_full(err, path.parent):
+        if isinstance(err, DiskFullError) or not disk_is_full(err, path.parent):
             raise
-        free = _free_bytes(path.parent)
+        free = free_bytes(path.parent)
         left = f"{free / 2**20:.1f} MB free" if free is not None else "no space left"
         kept = f"the earlier {path.name} there is unchanged" if path.exists() else "nothing was written"
         raise DiskFullError(

@@ -212,6 +212,38 @@ def test_http_error_and_refused_connection(server: _Server, tmp_path: Path, no_h
     assert _files(tmp_path) == []
 
 
+def test_a_full_disk_says_so_and_keeps_nothing(server: _Server, payload: tuple[bytes, str], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, no_hang) -> None:
+    """The disk is full when the bytes arrive. Before: "Download of ... failed: [Errno 28] No space left
+    on device." Now the message says the disk is full, how much is free, and where else the data can go."""
+    import errno
+
+    import cae_lib.data.download as download_mod
+
+    class FullDisk:  # the .part file opens, but no write finds room, as on a full disk
+        def __init__(self, path: Path, mode: str) -> None:
+            self.file = open(path, mode)
+
+        def write(self, chunk: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self) -> "FullDisk":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+    monkeypatch.setattr(download_mod, "open", FullDisk, raising=False)
+    body, md5 = payload
+    dest = tmp_path / "data" / "full.npz"
+    with pytest.raises(DownloadError) as exc:
+        no_hang(download_file, server.serve("/full.npz", "ok", body), dest, None, timeout=5, progress=False)
+    msg = str(exc.value)
+    assert f"the disk that holds {dest.parent} is full" in msg and " MB free" in msg
+    assert "Nothing half-written was kept" in msg and "--data-dir, or the CAE_DATA_DIR variable" in msg
+    assert not (tmp_path / "data").exists()  # no .part, and the folder this download made is gone again
+
+
 # --------------------------------------------------------------------------------------------
 # The load_dataset / ensure_file path
 # --------------------------------------------------------------------------------------------

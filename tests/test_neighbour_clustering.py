@@ -116,3 +116,29 @@ def test_scan_leaves_the_global_random_state_alone():
     before = torch.get_rng_state()
     SCANClustering(2, epochs=1, self_label_epochs=0, n_init=1).fit(strips()[0])
     assert torch.equal(before, torch.get_rng_state())
+
+
+def test_scan_trains_with_the_clusterers_thread_count_and_puts_torchs_back(monkeypatch):
+    """LatentClusterer(n_threads=1) bounds SCAN's torch threads as it bounds k-means' BLAS threads; the
+    caller's torch setting (here 2) is back afterwards, also when the fit fails."""
+    seen: list[int] = []
+    train_head = SCANClustering._train_head
+
+    def spy(self, *args):
+        seen.append(torch.get_num_threads())
+        return train_head(self, *args)
+
+    monkeypatch.setattr(SCANClustering, "_train_head", spy)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        model = LatentClusterer(2, "scan", n_threads=1).set_params(n_neighbors=5)
+        model.fit(strips()[0])
+        assert seen == [1, 1, 1] and torch.get_num_threads() == 2  # n_init = 3 heads, each with one thread
+        assert model.model_.n_threads == 1
+        monkeypatch.setattr(SCANClustering, "_train_head", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+        with pytest.raises(RuntimeError, match="boom"):
+            SCANClustering(2, n_threads=1).fit(strips()[0])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

@@ -67,7 +67,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         covariance_type: GMM covariance, ``"full"`` (default) or ``"diag"``. If a full fit fails
             (singular covariance, common with few points per cluster) it falls back to ``"diag"``
             with a warning.
-        n_threads: CPU threads (BLAS and OpenMP) for fitting; ``None`` lets the libraries decide.
+        n_threads: CPU threads (BLAS, OpenMP, and torch's for SCAN) for fitting; ``None`` lets the libraries decide.
             The default 1 is deliberate: on shared or quota-limited machines (Binder, CI, a busy
             laptop) threads mostly wait on each other, and we measured k-means and the GMM
             8-50x *slower* with threads than without. Try ``None`` on a big idle machine.
@@ -163,7 +163,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
                     SCANClustering,  # here: only a SCAN run needs its training loop
                 )
 
-                self.model_ = SCANClustering(k, self.n_neighbors or 20, seed=self.seed)
+                self.model_ = SCANClustering(k, self.n_neighbors or 20, seed=self.seed, n_threads=self.n_threads)
             self.labels_ = self.model_.fit(x).labels_
             self.centers_ = self.model_.centers_
 

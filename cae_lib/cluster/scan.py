@@ -25,6 +25,9 @@ paper keeps the head with the lowest loss.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -87,6 +90,8 @@ class SCANClustering(ClusterMixin, BaseEstimator):
         batch_size, lr: Adam's batch size and learning rate.
         n_init: heads trained from different seeds; the one with the lowest SCAN loss is kept.
         seed: seeds the heads and the neighbour sampling.
+        n_threads: torch's CPU threads while fitting and predicting (restored afterwards); ``None``
+            leaves torch's setting alone. :class:`~cae_lib.cluster.LatentClusterer` passes its own (default 1).
 
     The codes are standardised (fitted on the ``fit`` codes) before the head sees them.
 
@@ -111,6 +116,7 @@ class SCANClustering(ClusterMixin, BaseEstimator):
         n_init: int = 3,
         seed: int = 0,
         metric: str = "euclidean",
+        n_threads: int | None = None,
     ) -> None:
         self.k = k
         self.n_neighbors = n_neighbors
@@ -125,6 +131,18 @@ class SCANClustering(ClusterMixin, BaseEstimator):
         self.lr = lr
         self.n_init = n_init
         self.seed = seed
+        self.n_threads = n_threads
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run the block with ``n_threads`` torch threads, then put torch's setting back."""
+        previous = torch.get_num_threads()
+        if self.n_threads:
+            torch.set_num_threads(int(self.n_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     # -- fitting ------------------------------------------------------------------------
     def fit(self, x: np.ndarray, y: None = None) -> "SCANClustering":
@@ -139,17 +157,18 @@ class SCANClustering(ClusterMixin, BaseEstimator):
         self.neighbours_ = mine_neighbours(x, self.n_neighbors, self.metric)
         neighbours = torch.as_tensor(self.neighbours_)
         best: tuple[float, nn.Module] | None = None
-        for run in range(int(self.n_init)):
-            generator = torch.Generator().manual_seed(int(self.seed) * 1000 + run)
-            head = self._train_head(inputs, neighbours, generator)
-            with torch.no_grad():
-                p = F.softmax(head(inputs), dim=1)
-                loss = float(scan_loss(p, p[neighbours].mean(dim=1), self.entropy_weight)[0])
-            if best is None or loss < best[0]:
-                best = (loss, head)
-        assert best is not None
-        self.loss_, self.head_ = best
-        self.labels_ = self._predict_inputs(inputs)
+        with self._threads():
+            for run in range(int(self.n_init)):
+                generator = torch.Generator().manual_seed(int(self.seed) * 1000 + run)
+                head = self._train_head(inputs, neighbours, generator)
+                with torch.no_grad():
+                    p = F.softmax(head(inputs), dim=1)
+                    loss = float(scan_loss(p, p[neighbours].mean(dim=1), self.entropy_weight)[0])
+                if best is None or loss < best[0]:
+                    best = (loss, head)
+            assert best is not None
+            self.loss_, self.head_ = best
+            self.labels_ = self._predict_inputs(inputs)
         self.centers_ = np.stack([x[self.labels_ == c].mean(axis=0) if (self.labels_ == c).any() else np.full(x.shape[1], np.inf)
                                   for c in range(int(self.k))])
         return self
@@ -203,7 +222,7 @@ class SCANClustering(ClusterMixin, BaseEstimator):
         if not hasattr(self, "head_"):
             raise RuntimeError("call fit(x) before predict(x)")
         inputs = torch.as_tensor((np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_, dtype=torch.float32)
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             return F.softmax(self.head_(inputs), dim=1).numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:

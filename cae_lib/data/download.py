@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from cae_lib.data.checksums import remember_md5, verify_md5
 from cae_lib.data.errors import ChecksumError, CorruptFileError, DatasetUnavailableError, DownloadError
 from cae_lib.data.paths import ENV_VAR, check_data_dir, default_cache_dir, is_writable_dir, resolve_data_dir
+from cae_lib.files import disk_is_full, free_bytes
 from cae_lib.utils import progress_bar
 
 if TYPE_CHECKING:
@@ -304,7 +305,15 @@ def _download_error(url: str, dest: Path, timeout: float, err: Exception) -> Exc
         return DownloadError(f"Download of {url} failed: {reason} (are you offline?).")
     if isinstance(err, (http.client.HTTPException, ConnectionError)):
         return DownloadError(f"Download of {url} failed: {type(err).__name__}: {err}.")
-    if isinstance(err, OSError):  # e.g. the folder cannot be created or the disk is full
+    if isinstance(err, OSError) and disk_is_full(err, dest.parent):
+        free = free_bytes(dest.parent)
+        left = f"{free / 2**20:.1f} MB free" if free is not None else "no space left"
+        return DownloadError(
+            f"Download of {url} stopped: the disk that holds {dest.parent} is full ({left}). Nothing half-written "
+            f"was kept. Free some space there, or keep the data on another disk (--data-dir, or the {ENV_VAR} "
+            "variable), and run again."
+        )
+    if isinstance(err, OSError):  # e.g. the folder cannot be created
         return DownloadError(f"Download of {url} to {dest} failed: {err}.")
     return err
 
