@@ -15,7 +15,6 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
-from torchvision.models import ResNet18_Weights, resnet18
 
 LABEL_TRANSFER = "ResNet-18 (ImageNet transfer)"
 LABEL_SCRATCH = "ResNet-18 (from scratch)"
@@ -34,8 +33,9 @@ class PretrainedWeightsWarning(UserWarning):
     """Warned when ``weights="auto"`` falls back to a randomly initialised ResNet-18."""
 
 
-
 def _imagenet_weights() -> Any:
+    from torchvision.models import ResNet18_Weights  # here: torchvision takes 1.5 s and 170 MB to import
+
     return ResNet18_Weights.IMAGENET1K_V1
 
 
@@ -160,6 +160,8 @@ def build_resnet18(
         raise ValueError(f"n_channels must be 1 or 3, got {n_channels}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+
+    from torchvision.models import resnet18  # here, as in _imagenet_weights
 
     net = resnet18(weights=None)  # 1000 ImageNet classes, so a pretrained state dict loads strictly
     label = LABEL_SCRATCH
